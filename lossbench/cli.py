@@ -1,0 +1,72 @@
+"""The ``lossbench`` command: ``train`` (a Hydra app), ``report`` and ``losses``."""
+
+import argparse
+import sys
+
+from lossbench.errors import UserError
+
+DESCRIPTION = """\
+Train image classifiers with different losses, compare them, and diagnose
+whether training is healthy.
+
+commands:
+  train    train one run, or a sweep with -m; takes Hydra overrides
+           (lossbench train --help lists the config groups and defaults)
+  report   tables of final and best metrics of runs, sweeps or results folders
+  losses   list the losses, or show one loss's formula, knobs and paper
+
+examples:
+  lossbench train dataset=digits
+  lossbench train -m loss=ce,label_smoothing seed=0,1
+  lossbench report results/multirun/2026-11-22/10-00-00
+  lossbench losses label_smoothing
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lossbench", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{train,report,losses}")
+    commands.add_parser("train", help="train (Hydra overrides follow)", add_help=False)
+    report = commands.add_parser("report", help="summarise runs")
+    report.add_argument("paths", nargs="+", metavar="PATH", help="a run, a multirun or any folder holding runs")
+    report.add_argument("--out", help="write runs.csv here (default: <PATH>/report/ for one path)")
+    losses = commands.add_parser("losses", help="list the losses or show one")
+    losses.add_argument("name", nargs="?", help="a loss name")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Everything after `train` belongs to Hydra (its -m, --cfg, --help, overrides).
+    if argv and argv[0] == "train":
+        from lossbench.training.hydra_app import train_main
+
+        train_main(argv[1:])
+        return 0
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "losses":
+            from lossbench.losses.describe import describe_loss, list_losses
+
+            print(describe_loss(args.name) if args.name else list_losses())
+        elif args.command == "report":
+            from lossbench.report.summary import report_main
+
+            report_main(args.paths, args.out)
+        else:
+            parser.print_help()
+    except UserError as e:
+        print(f"lossbench {args.command}: error: {e}", file=sys.stderr)
+        return UserError.exit_code
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

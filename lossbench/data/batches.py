@@ -1,0 +1,52 @@
+"""Batches drawn from a device-resident split: a permutation on the device,
+slicing, augmentation and normalisation there. Nothing crosses to the host."""
+
+from collections.abc import Iterator
+
+import torch
+
+from lossbench.data.augment import Normalize, random_crop, random_flip
+from lossbench.data.dataset import Split
+
+
+class DeviceBatches:
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        normalize: Normalize,
+        generator: torch.Generator | None = None,
+        shuffle: bool = False,
+        crop_padding: int = 0,
+        flip: bool = False,
+    ):
+        self.split = split
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.generator = generator
+        self.shuffle = shuffle
+        self.crop_padding = crop_padding
+        self.flip = flip
+        if (shuffle or crop_padding or flip) and generator is None:
+            raise ValueError("random batches need a generator")
+
+    def __len__(self) -> int:
+        return -(-len(self.split) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.split)
+        device = self.split.labels.device
+        if self.shuffle:
+            order = torch.randperm(n, device=device, generator=self.generator)
+        for start in range(0, n, self.batch_size):
+            if self.shuffle:
+                index = order[start : start + self.batch_size]
+                images, labels = self.split.images[index], self.split.labels[index]
+            else:
+                images = self.split.images[start : start + self.batch_size]
+                labels = self.split.labels[start : start + self.batch_size]
+            if self.crop_padding:
+                images = random_crop(images, self.crop_padding, self.generator)
+            if self.flip:
+                images = random_flip(images, self.generator)
+            yield self.normalize(images), labels

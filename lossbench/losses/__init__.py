@@ -1,0 +1,48 @@
+"""The loss registry: ``LOSSES`` maps each name to its class, ``build_loss``
+makes one from a name and its knobs.
+
+Every loss is a ``torch.nn.Module`` called as ``loss(outputs, target)``.
+"""
+
+import inspect
+
+from torch import nn
+
+from lossbench.errors import UserError
+from lossbench.losses.cross_entropy import CrossEntropy
+from lossbench.losses.label_smoothing import LabelSmoothing
+
+LOSSES: dict[str, type[nn.Module]] = {
+    "ce": CrossEntropy,
+    "label_smoothing": LabelSmoothing,
+}
+
+# What the trainer offers every loss; each takes the ones its constructor names.
+_CONTEXT = ("num_classes", "embedding_dim", "class_counts")
+
+
+def knob_defaults(name: str) -> dict:
+    """The knobs of a loss with their defaults (the context arguments left out)."""
+    params = inspect.signature(LOSSES[name].__init__).parameters
+    return {
+        k: (None if p.default is inspect.Parameter.empty else p.default)
+        for k, p in params.items()
+        if k != "self" and k not in _CONTEXT
+    }
+
+
+def build_loss(name: str, num_classes: int | None = None, embedding_dim: int | None = None, class_counts=None, **knobs) -> nn.Module:
+    if name not in LOSSES:
+        raise UserError(f"loss={name!r} is unknown: valid losses are {', '.join(LOSSES)}")
+    cls = LOSSES[name]
+    accepted = inspect.signature(cls.__init__).parameters
+    unknown = [k for k in knobs if k not in accepted or k in _CONTEXT]
+    if unknown:
+        valid = ", ".join(knob_defaults(name)) or "none"
+        raise UserError(f"loss.{unknown[0]} is not a knob of {name}: its knobs are {valid}")
+    context = {"num_classes": num_classes, "embedding_dim": embedding_dim, "class_counts": class_counts}
+    kwargs = {k: v for k, v in context.items() if k in accepted}
+    return cls(**kwargs, **knobs)
+
+
+__all__ = ["LOSSES", "build_loss", "knob_defaults"]

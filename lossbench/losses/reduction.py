@@ -1,0 +1,43 @@
+"""PyTorch's reduction conventions for per-sample losses, shared by every loss."""
+
+import torch
+
+from lossbench.errors import UserError
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise UserError(f"loss.reduction={reduction!r} is invalid: valid values are {', '.join(REDUCTIONS)}")
+    return reduction
+
+
+def reduce_loss(
+    per_sample: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Reduce ``per_sample`` (N,) as ``torch.nn.CrossEntropyLoss`` does.
+
+    Samples whose target is ``ignore_index`` count for nothing (0 under ``none``);
+    with class weights ``w``, ``mean`` is ``sum(w_y * l) / sum(w_y)``.
+    """
+    keep = target != ignore_index
+    w = keep.to(per_sample.dtype)
+    if weight is not None:
+        w = w * weight.to(per_sample.dtype)[target.clamp_min(0) * keep]
+    weighted = per_sample * w
+    if reduction == "none":
+        return weighted
+    if reduction == "sum":
+        return weighted.sum()
+    return weighted.sum() / w.sum()
+
+
+def target_log_prob(log_probs: torch.Tensor, target: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """``log p_y`` per sample; ignored samples read class 0 (their loss is masked later)."""
+    safe = torch.where(target == ignore_index, torch.zeros_like(target), target)
+    return log_probs.gather(1, safe[:, None]).squeeze(1)

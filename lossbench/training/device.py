@@ -1,0 +1,49 @@
+"""Which device and numeric precision a run trains with."""
+
+from dataclasses import dataclass
+
+import torch
+
+from lossbench.errors import UserError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"trainer.device={name!r} is invalid: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"trainer.device={name!r} asks for CUDA, but no CUDA device is available: use auto or cpu")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return platform.processor() or platform.machine() or "cpu"
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str  # fp32, bf16 or fp16
+    autocast_dtype: torch.dtype | None  # None: no autocast
+
+    @property
+    def needs_grad_scaler(self) -> bool:
+        # fp16's narrow exponent underflows small gradients; bf16's does not.
+        return self.name == "fp16"
+
+
+def resolve_precision(name: str, device: torch.device) -> Precision:
+    if name not in PRECISIONS:
+        raise UserError(f"trainer.precision={name!r} is invalid: valid values are {', '.join(PRECISIONS)}")
+    if name == "auto":
+        name = "bf16" if device.type == "cuda" else "fp32"
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    return Precision(name, dtype)

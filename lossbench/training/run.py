@@ -1,0 +1,208 @@
+"""One training run, from a composed config to a finished run directory:
+metrics.csv, per_class.csv, summary.json and last.pt beside Hydra's .hydra/."""
+
+import logging
+import math
+import platform
+import random
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from omegaconf import DictConfig, OmegaConf
+
+import lossbench
+from lossbench.data import DeviceBatches, load_dataset
+from lossbench.data.augment import Normalize
+from lossbench.errors import UserError
+from lossbench.losses import build_loss
+from lossbench.models import build_model
+from lossbench.training.device import device_name, resolve_device, resolve_precision
+from lossbench.training.metrics import METRIC_COLUMNS, class_groups
+from lossbench.training.optim import build_optimizer, build_scheduler
+from lossbench.training.run_files import MetricsCSV, save_checkpoint, write_csv, write_json
+from lossbench.training.trainer import Trainer
+
+log = logging.getLogger("lossbench")
+
+# Shown in the table printed at the end of a run.
+SUMMARY_METRICS = ("train_loss", "train_acc", "test_loss", "test_nll", "test_acc", "test_balanced_acc", "test_tail_acc", "test_ece")
+
+
+def _check_trainer_values(cfg) -> None:
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        value = cfg.trainer[key]
+        if not isinstance(value, int) or value < 1:
+            raise UserError(f"trainer.{key}={value} is invalid: it must be an integer >= 1")
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def _versions() -> dict:
+    return {
+        "lossbench": lossbench.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+    }
+
+
+def _format_cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4f}"
+
+
+def format_summary_table(summary: dict) -> str:
+    final, best = summary["final"], summary["best"]
+    names = [m for m in SUMMARY_METRICS if final.get(m) is not None]
+    width = max(len(m) for m in names)
+    lines = [f"{'metric':<{width}}  {'final':>8}  {'best (epoch ' + str(summary['best_epoch']) + ')':>16}"]
+    lines += [f"{m:<{width}}  {_format_cell(final.get(m)):>8}  {_format_cell(best.get(m)):>16}" for m in names]
+    return "\n".join(lines)
+
+
+def _per_class_rows(counts, groups, last, best) -> list[dict]:
+    return [
+        {
+            "class": c,
+            "train_count": counts[c],
+            "group": groups[c] if groups else "",
+            "test_acc_last": "" if last is None else f"{last[c]:.6g}",
+            "test_acc_best": "" if best is None else f"{best[c]:.6g}",
+        }
+        for c in range(len(counts))
+    ]
+
+
+def run_training(cfg: DictConfig, run_dir: Path) -> dict:
+    """Train as ``cfg`` says, writing into ``run_dir``; returns the summary."""
+    started = time.perf_counter()
+    _check_trainer_values(cfg)
+    run_dir = Path(run_dir)
+    if (run_dir / "metrics.csv").exists():
+        raise UserError(f"{run_dir} already holds a run (metrics.csv): choose another output directory")
+    device = resolve_device(str(cfg.trainer.device))
+    precision = resolve_precision(str(cfg.trainer.precision), device)
+    seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
+
+    data_dir = Path(str(cfg.paths.data_dir)).expanduser()
+    data = load_dataset(cfg.dataset, data_dir, device)
+    if cfg.trainer.batch_size > len(data.train):
+        raise UserError(
+            f"trainer.batch_size={cfg.trainer.batch_size} is larger than the training set "
+            f"({len(data.train)} images): use at most {len(data.train)}"
+        )
+    log.info("%s: %d train / %d test images; training images per class: %s", data.name, len(data.train), len(data.test), data.class_counts)
+
+    channels_last = {"auto": device.type == "cuda", True: True, False: False}[cfg.trainer.channels_last]
+    model = build_model(str(cfg.model.name), data.channels, data.num_classes)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    knobs = {k: v for k, v in OmegaConf.to_container(cfg.loss, resolve=True).items() if k != "name"}
+    loss_fn = build_loss(
+        str(cfg.loss.name),
+        num_classes=data.num_classes,
+        embedding_dim=model.embedding_dim,
+        class_counts=data.class_counts,
+        **knobs,
+    ).to(device)
+    optimizer = build_optimizer(list(model.parameters()) + list(loss_fn.parameters()), cfg.optim, device)
+
+    generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
+    normalize = Normalize(data.mean, data.std, channels_last)
+    train_batches = DeviceBatches(
+        data.train,
+        int(cfg.trainer.batch_size),
+        normalize,
+        generator,
+        shuffle=True,
+        crop_padding=int(cfg.dataset.augment.crop_padding),
+        flip=bool(cfg.dataset.augment.flip),
+    )
+    test_batches = DeviceBatches(data.test, int(cfg.trainer.eval_batch_size), normalize)
+    epochs = int(cfg.trainer.epochs)
+    scheduler = build_scheduler(optimizer, cfg.sched, len(train_batches), epochs)
+    groups = class_groups(data.class_counts) if data.long_tailed else None
+    trainer = Trainer(
+        model, loss_fn, data, train_batches, test_batches, optimizer, scheduler, precision, device, groups,
+        progress=bool(cfg.trainer.progress),
+    )
+
+    summary = {
+        "status": "running",
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "epochs_planned": epochs,
+        "epochs_completed": 0,
+        "dataset": data.name,
+        "model": str(cfg.model.name),
+        "loss": str(cfg.loss.name),
+        "seed": int(cfg.seed),
+        "device": str(device),
+        "device_name": device_name(device),
+        "precision": precision.name,
+        "versions": _versions(),
+        "class_counts": data.class_counts,
+        "final": {},
+        "best": {},
+        "best_epoch": None,
+        "wall_time_s": 0.0,
+    }
+    write_json(run_dir / "summary.json", summary)
+    write_csv(run_dir / "per_class.csv", _per_class_rows(data.class_counts, groups, None, None)[0].keys(),
+              _per_class_rows(data.class_counts, groups, None, None))
+    metrics = MetricsCSV(run_dir / "metrics.csv", METRIC_COLUMNS)
+    best_acc, best_per_class = -1.0, None
+    try:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(range(1, epochs + 1), desc=f"{data.name} {cfg.model.name} {cfg.loss.name}", unit="epoch",
+                   disable=not cfg.trainer.progress, dynamic_ncols=True)
+        for epoch in bar:
+            row = {"epoch": epoch, **trainer.train_epoch(epoch)}
+            test_row, per_class = trainer.evaluate()
+            row.update(test_row)
+            metrics.append(row)
+            if row["test_acc"] > best_acc:
+                best_acc, best_per_class = row["test_acc"], per_class
+                summary["best"], summary["best_epoch"] = row, epoch
+            summary.update(final=row, epochs_completed=epoch, wall_time_s=time.perf_counter() - started)
+            write_csv(run_dir / "per_class.csv", ("class", "train_count", "group", "test_acc_last", "test_acc_best"),
+                      _per_class_rows(data.class_counts, groups, per_class, best_per_class))
+            save_checkpoint(run_dir / "last.pt", {
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "loss": loss_fn.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": trainer.scaler.state_dict(),
+                "config": OmegaConf.to_container(cfg, resolve=True),
+            })
+            bar.set_postfix(train_loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_acc']:.3f}")
+            if not math.isfinite(row["train_loss"]):
+                summary["status"] = "diverged"
+                log.error("the training loss is not finite at epoch %d: stopping (lower optim.lr?)", epoch)
+                break
+        else:
+            summary["status"] = "finished"
+    except KeyboardInterrupt:
+        summary["status"] = "interrupted"
+        raise
+    except BaseException:
+        summary["status"] = "failed"
+        raise
+    finally:
+        metrics.close()
+        summary["wall_time_s"] = time.perf_counter() - started
+        summary["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        write_json(run_dir / "summary.json", summary)
+    return summary

@@ -1,0 +1,88 @@
+"""The files of a run directory, written so that a crash at any moment leaves
+each of them either as it was or complete: temporary file, fsync, rename."""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from lossbench.errors import UserError
+
+
+def _replace_atomically(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def write_json(path: Path, data: dict) -> None:
+    text = json.dumps(data, indent=2, default=_jsonable) + "\n"
+    _replace_atomically(path, lambda f: f.write(text.encode()))
+
+
+def write_csv(path: Path, columns, rows) -> None:
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _replace_atomically(path, lambda f: f.write(buffer.getvalue().encode()))
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    _replace_atomically(path, lambda f: torch.save(state, f))
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def format_value(value) -> str:
+    """CSV cells: empty for missing, up to 6 significant digits otherwise."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if value != value else f"{value:.6g}"
+    return str(value)
+
+
+class MetricsCSV:
+    """metrics.csv, one row per epoch, each row flushed and synced as it is written."""
+
+    def __init__(self, path: Path, columns):
+        self.path = path
+        self.columns = list(columns)
+        try:
+            self.file = open(path, "w", newline="")
+            self.writer = csv.writer(self.file, lineterminator="\n")
+            self._write(self.columns)
+        except OSError as e:
+            raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+
+    def _write(self, cells) -> None:
+        self.writer.writerow(cells)
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def append(self, row: dict) -> None:
+        try:
+            self._write([format_value(row.get(c)) for c in self.columns])
+        except OSError as e:
+            raise UserError(f"cannot write {self.path}: {e.strerror or e}") from None
+
+    def close(self) -> None:
+        self.file.close()

@@ -1,0 +1,95 @@
+"""The training and evaluation passes. Per step: no host synchronisation (no
+``.item()``, no ``.cpu()``); the epoch's sums stay on the device until its end."""
+
+import contextlib
+import time
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from lossbench.data import DeviceBatches, ImageDataset
+from lossbench.training.device import Precision
+from lossbench.training.metrics import EpochTally, summarize_test
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: nn.Module,
+        data: ImageDataset,
+        train_batches: DeviceBatches,
+        test_batches: DeviceBatches,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        precision: Precision,
+        device: torch.device,
+        class_groups: list[str] | None,
+        progress: bool = True,
+    ):
+        self.model = model
+        self.loss_fn = loss_fn
+        self.data = data
+        self.train_batches = train_batches
+        self.test_batches = test_batches
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.precision = precision
+        self.device = device
+        self.class_groups = class_groups
+        self.progress = progress
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_grad_scaler)
+
+    def _autocast(self):
+        if self.precision.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.precision.autocast_dtype)
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def train_epoch(self, epoch: int) -> dict:
+        self.model.train()
+        tally = EpochTally(self.data.num_classes, self.device)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self._synchronize()
+        start = time.perf_counter()
+        steps = tqdm(
+            self.train_batches, desc=f"epoch {epoch}", unit="step", leave=False, disable=not self.progress, dynamic_ncols=True
+        )
+        for images, labels in steps:
+            with self._autocast():
+                logits = self.model(images)
+                loss = self.loss_fn(logits, labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.scheduler.step()
+            tally.add(logits.detach(), labels, loss.detach() * labels.shape[0])
+        sums = tally.read()
+        elapsed = time.perf_counter() - start
+        n = max(int(sums["seen"].sum()), 1)
+        return {
+            "lr": lr,
+            "train_loss": sums["loss_sum"] / n,
+            "train_acc": float(sums["correct"].sum() / n),
+            "epoch_time_s": elapsed,
+            "images_per_s": n / elapsed if elapsed > 0 else float("nan"),
+        }
+
+    @torch.inference_mode()
+    def evaluate(self):
+        """The test columns of the metrics row, and the per-class test accuracy."""
+        self.model.eval()
+        tally = EpochTally(self.data.num_classes, self.device)
+        for images, labels in self.test_batches:
+            with self._autocast():
+                logits = self.model(images)
+            logits = logits.float()
+            loss = self.loss_fn(logits, labels)
+            tally.add(logits, labels, loss * labels.shape[0], calibration=True)
+        return summarize_test(tally.read(), self.class_groups)
