@@ -96,6 +96,12 @@ def per_class_accuracy(seen: np.ndarray, correct: np.ndarray) -> np.ndarray:
         return np.where(seen > 0, correct / np.maximum(seen, 1), np.nan)
 
 
+def _mean_present(values: np.ndarray) -> float:
+    """Mean over the classes the test set has (NaN marks an absent class)."""
+    present = values[~np.isnan(values)]
+    return float(present.mean()) if present.size else math.nan
+
+
 def summarize_test(sums: dict, groups: list[str] | None) -> dict:
     """Test columns of a metrics row, and the per-class accuracy."""
     n = max(int(sums["seen"].sum()), 1)
@@ -104,10 +110,10 @@ def summarize_test(sums: dict, groups: list[str] | None) -> dict:
         "test_loss": sums["loss_sum"] / n,
         "test_nll": sums["nll_sum"] / n,
         "test_acc": float(sums["correct"].sum() / n),
-        "test_balanced_acc": float(np.nanmean(per_class)),
+        "test_balanced_acc": _mean_present(per_class),
         "test_ece": expected_calibration_error(sums["bin_count"], sums["bin_confidence"], sums["bin_correct"]),
     }
     for name in GROUPS:
         members = [c for c, g in enumerate(groups or []) if g == name]
-        row[f"test_{name}_acc"] = float(np.nanmean(per_class[members])) if members else None
+        row[f"test_{name}_acc"] = _mean_present(per_class[members]) if members else None
     return row, per_class

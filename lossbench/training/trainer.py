@@ -12,6 +12,8 @@ from lossbench.data import DeviceBatches, ImageDataset
 from lossbench.training.device import Precision
 from lossbench.training.metrics import EpochTally, summarize_test
 
+LONG_EPOCH_STEPS = 100
+
 
 class Trainer:
     def __init__(
@@ -56,8 +58,10 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         self._synchronize()
         start = time.perf_counter()
+        # A bar per epoch only where an epoch is long enough to watch.
         steps = tqdm(
-            self.train_batches, desc=f"epoch {epoch}", unit="step", leave=False, disable=not self.progress, dynamic_ncols=True
+            self.train_batches, desc=f"epoch {epoch}", unit="step", leave=False, dynamic_ncols=True,
+            disable=not self.progress or len(self.train_batches) < LONG_EPOCH_STEPS,
         )
         for images, labels in steps:
             with self._autocast():

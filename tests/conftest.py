@@ -1,0 +1,22 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from cifar_files import write_cifar10  # noqa: E402
+
+
+@pytest.fixture
+def cifar_dir(tmp_path: Path) -> Path:
+    """A data directory holding a small CIFAR-10 in the real format (300 train, 100 test)."""
+    write_cifar10(tmp_path / "data")
+    return tmp_path / "data"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_threads(monkeypatch):
+    # Keep CPU tests from oversubscribing a 2-core machine.
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
