@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lossbench", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    commands = parser.add_subparsers(dest="command", metavar="{train,report,losses}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,report,losses}", help=argparse.SUPPRESS)
     commands.add_parser("train", help="train (Hydra overrides follow)", add_help=False)
     report = commands.add_parser("report", help="summarise runs")
     report.add_argument("paths", nargs="+", metavar="PATH", help="a run, a multirun or any folder holding runs")

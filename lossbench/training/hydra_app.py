@@ -1,6 +1,5 @@
 """The Hydra application behind ``lossbench train``."""
 
-import logging
 import sys
 from pathlib import Path
 
@@ -12,15 +11,12 @@ from lossbench.config_dir import config_dir
 from lossbench.errors import UserError
 from lossbench.training.run import format_summary_table, run_training
 
-log = logging.getLogger("lossbench")
-
 
 def _train_job(cfg: DictConfig):
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         summary = run_training(cfg, run_dir)
     except UserError as e:
-        log.error("%s", e)
         print(f"lossbench train: error: {e}", file=sys.stderr)
         raise SystemExit(UserError.exit_code) from None
     print(f"\n{format_summary_table(summary)}\n\nstatus: {summary['status']}    run directory: {run_dir}")

@@ -138,6 +138,10 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
         progress=bool(cfg.trainer.progress),
     )
 
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the run directory {run_dir}: {e.strerror or e}; set hydra.run.dir or paths.output_dir") from None
     summary = {
         "status": "running",
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

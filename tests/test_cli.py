@@ -1,0 +1,139 @@
+"""The installed `lossbench` command, run as a user would, from a fresh directory."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from lossbench.training.metrics import METRIC_COLUMNS
+
+LOSSBENCH = shutil.which("lossbench") or os.path.join(os.path.dirname(sys.executable), "lossbench")
+
+
+def lossbench(*args, cwd, env=None, timeout=240):
+    full_env = {**os.environ, "OMP_NUM_THREADS": "2", **(env or {})}
+    return subprocess.run(
+        [LOSSBENCH, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_lists_the_subcommands(tmp_path):
+    result = lossbench("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("train", "report", "losses"):
+        assert f"  {command} " in result.stdout
+
+
+def test_train_help_shows_the_config_groups(tmp_path):
+    result = lossbench("train", "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "lossbench train" in result.stdout
+    assert "dataset: cifar10, cifar100, cifar100_lt, cifar10_lt, digits, digits_lt" in result.stdout
+    assert "experiment: ldam_drw_cifar10_lt" in result.stdout
+    for group in ("model:", "loss:", "optim:", "sched:", "trainer:", "paths:"):
+        assert group in result.stdout
+
+
+def test_quick_start_on_digits(tmp_path):
+    result = lossbench("train", "dataset=digits", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((tmp_path / "results" / "runs").glob("*/*_digits_ce"))
+    assert len(runs) == 1
+    run = runs[0]
+    assert f"run directory: {run}" in result.stdout
+    assert "test_acc" in result.stdout and "best (epoch" in result.stdout
+    assert "epoch" in result.stderr  # the tqdm bar
+    with open(run / "metrics.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == METRIC_COLUMNS
+        rows = list(reader)
+    assert len(rows) == 30
+    accuracy = [float(r["test_acc"]) for r in rows]
+    assert accuracy[-1] >= 0.9 and accuracy[-1] > accuracy[0]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and sum(summary["class_counts"]) == 1437
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / "per_class.csv").is_file()
+    assert (run / "train.log").is_file() and (run / "last.pt").is_file()
+
+
+def test_multirun_of_two_jobs(tmp_path):
+    result = lossbench("train", "-m", "dataset=digits", "loss=ce,label_smoothing", "trainer.epochs=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweeps = list((tmp_path / "results" / "multirun").glob("*/*"))
+    assert len(sweeps) == 1
+    sweep = sweeps[0]
+    assert (sweep / "multirun.yaml").is_file()
+    losses = []
+    for job in ("0", "1"):
+        summary = json.loads((sweep / job / "summary.json").read_text())
+        assert summary["status"] == "finished" and summary["epochs_completed"] == 2
+        losses.append(summary["loss"])
+        with open(sweep / job / "metrics.csv") as f:
+            assert len(f.read().strip().splitlines()) == 3
+    assert losses == ["ce", "label_smoothing"]
+
+
+def test_long_tailed_cifar_through_the_cli(tmp_path, cifar_dir):
+    result = lossbench(
+        "train", "dataset=cifar10_lt", "dataset.imbalance_ratio=10", "model=resnet20", "trainer.epochs=1",
+        "trainer.batch_size=32", f"paths.data_dir={cifar_dir}", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = next((tmp_path / "results" / "runs").glob("*/*_cifar10_lt_ce"))
+    expected = [30, 23, 17, 13, 10, 8, 6, 5, 3, 3]
+    assert json.loads((run / "summary.json").read_text())["class_counts"] == expected
+    assert str(expected) in (run / "train.log").read_text()
+    with open(run / "per_class.csv", newline="") as f:
+        assert [int(r["train_count"]) for r in csv.DictReader(f)] == expected
+
+
+def test_cifar_offline_without_files_fails_in_one_line(tmp_path):
+    empty = tmp_path / "nothing-here"
+    # an address that refuses at once stands for "offline"
+    result = lossbench(
+        "train", "trainer.epochs=1", "dataset.url=http://127.0.0.1:9/cifar-10-python.tar.gz",
+        cwd=tmp_path, env={"LOSSBENCH_DATA": str(empty)},
+    )
+    assert_one_line_error(result, str(empty / "cifar-10-batches-py"), "paths.data_dir")
+
+
+def test_corrupt_cifar_file_is_named(tmp_path, cifar_dir):
+    batch = cifar_dir / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:1000])
+    result = lossbench("train", "trainer.epochs=1", f"paths.data_dir={cifar_dir}", cwd=tmp_path)
+    assert_one_line_error(result, str(batch), "truncated")
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [("trainer.epochs=0", "trainer.epochs=0 is invalid"), ("loss.smoothing=1.5", "loss.smoothing=1.5 is invalid")],
+)
+def test_bad_values_fail_in_one_line(tmp_path, override, fragment):
+    args = ["train", "dataset=digits", override] + (["loss=label_smoothing"] if "smoothing" in override else [])
+    assert_one_line_error(lossbench(*args, cwd=tmp_path), fragment)
+
+
+def test_reference_recipe_is_pinned(tmp_path):
+    result = lossbench("train", "experiment=ldam_drw_cifar10_lt", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    cfg = yaml.safe_load(result.stdout)
+    assert cfg["dataset"]["name"] == "cifar10_lt" and cfg["dataset"]["imbalance_ratio"] == 100
+    assert cfg["model"]["name"] == "resnet32"
+    assert cfg["optim"] == {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 2.0e-4, "nesterov": False}
+    assert cfg["sched"] == {"name": "multistep", "warmup_epochs": 5, "milestones": [160, 180], "gamma": 0.01}
+    assert cfg["trainer"]["epochs"] == 200 and cfg["trainer"]["batch_size"] == 128
+    assert cfg["dataset"]["augment"] == {"crop_padding": 4, "flip": True}

@@ -1,0 +1,132 @@
+"""Training runs in-process on digits: determinism, precisions, run files."""
+
+import csv
+import json
+import math
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from lossbench.config_dir import config_dir
+from lossbench.errors import UserError
+from lossbench.training.metrics import METRIC_COLUMNS
+from lossbench.training.run import run_training
+
+TIME_COLUMNS = {"epoch_time_s", "images_per_s"}
+
+
+def compose_train(*overrides: str):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=["dataset=digits", "trainer.progress=false", *overrides])
+
+
+def read_rows(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_cpu_runs_are_deterministic(tmp_path):
+    cfg = compose_train("trainer.epochs=3", "seed=7")
+    run_training(cfg, tmp_path / "a")
+    run_training(cfg, tmp_path / "b")
+    a, b = read_rows(tmp_path / "a"), read_rows(tmp_path / "b")
+    assert len(a) == 3
+    for row_a, row_b in zip(a, b):
+        assert {k: v for k, v in row_a.items() if k not in TIME_COLUMNS} == {
+            k: v for k, v in row_b.items() if k not in TIME_COLUMNS
+        }
+    run_training(compose_train("trainer.epochs=3", "seed=8"), tmp_path / "c")
+    assert read_rows(tmp_path / "c")[0]["train_loss"] != a[0]["train_loss"]
+
+
+def test_bf16_autocast_trains(tmp_path):
+    # CPU autocast runs the same code as CUDA's
+    summary = run_training(compose_train("trainer.epochs=4", "trainer.precision=bf16"), tmp_path)
+    rows = read_rows(tmp_path)
+    assert summary["status"] == "finished" and summary["precision"] == "bf16"
+    assert all(math.isfinite(float(r["train_loss"])) for r in rows)
+    assert float(rows[-1]["test_acc"]) > 0.8
+
+
+def test_fp16_with_grad_scaler_trains():
+    # fp16 convolutions have no fast CPU kernels, so this drives the trainer's
+    # fp16 path (autocast + GradScaler) with a linear model on digits instead.
+    import torch
+
+    from lossbench.data import DeviceBatches, load_dataset
+    from lossbench.data.augment import Normalize
+    from lossbench.losses import build_loss
+    from lossbench.models.classifier import Classifier
+    from lossbench.training.device import resolve_precision
+    from lossbench.training.optim import build_optimizer, build_scheduler
+    from lossbench.training.trainer import Trainer
+
+    cfg = compose_train("trainer.precision=fp16", "sched.warmup_epochs=0")
+    device = torch.device("cpu")
+    torch.manual_seed(0)
+    data = load_dataset(cfg.dataset, None, device)
+    model = Classifier(torch.nn.Flatten(), 64, 10)
+    normalize = Normalize(data.mean, data.std)
+    train = DeviceBatches(data.train, 64, normalize, torch.Generator().manual_seed(0), shuffle=True)
+    optimizer = build_optimizer(model.parameters(), cfg.optim, device)
+    trainer = Trainer(
+        model, build_loss("ce"), data, train, DeviceBatches(data.test, 512, normalize), optimizer,
+        build_scheduler(optimizer, cfg.sched, len(train), 3), resolve_precision("fp16", device), device, None, progress=False,
+    )
+    assert trainer.scaler.is_enabled()
+    rows = [trainer.train_epoch(e) for e in range(1, 4)]
+    test_row, _ = trainer.evaluate()
+    assert all(math.isfinite(r["train_loss"]) for r in rows)
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert test_row["test_acc"] > 0.85
+    assert trainer.scaler.get_scale() > 0
+
+
+def test_run_files(tmp_path):
+    summary = run_training(compose_train("trainer.epochs=3", "dataset=digits_lt"), tmp_path)
+    rows = read_rows(tmp_path)
+    with open(tmp_path / "metrics.csv") as f:
+        assert f.readline().strip().split(",") == list(METRIC_COLUMNS)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    for r in rows:
+        for key in ("train_acc", "test_acc", "test_balanced_acc", "test_ece", "test_head_acc", "test_tail_acc"):
+            assert 0.0 <= float(r[key]) <= 1.0
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["status"] == "finished" and on_disk["epochs_completed"] == 3
+    # digits_lt: ratio 10 on the smallest training class (139 images)
+    expected = [int(math.floor(139 * 10 ** (-c / 9) + 1e-9)) for c in range(10)]
+    assert on_disk["class_counts"] == expected == summary["class_counts"]
+    best = max(rows, key=lambda r: float(r["test_acc"]))
+    assert on_disk["best_epoch"] == int(best["epoch"])
+    assert math.isclose(on_disk["best"]["test_acc"], float(best["test_acc"]), rel_tol=1e-5)
+    assert math.isclose(on_disk["final"]["test_acc"], float(rows[-1]["test_acc"]), rel_tol=1e-5)
+    for key in ("device", "device_name", "versions", "wall_time_s"):
+        assert on_disk[key]
+    with open(tmp_path / "per_class.csv", newline="") as f:
+        per_class = list(csv.DictReader(f))
+    assert [int(r["train_count"]) for r in per_class] == expected
+    assert [r["group"] for r in per_class] == ["head"] * 4 + ["medium"] * 3 + ["tail"] * 3
+    assert (tmp_path / "last.pt").stat().st_size > 0
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    (tmp_path / "metrics.csv").write_text("epoch\n1\n")
+    with pytest.raises(UserError, match="already holds a run"):
+        run_training(compose_train("trainer.epochs=1"), tmp_path)
+    assert (tmp_path / "metrics.csv").read_text() == "epoch\n1\n"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.epochs=0", "trainer.epochs=0 is invalid"),
+        ("trainer.batch_size=5000", "trainer.batch_size=5000 is larger than the training set (1437 images)"),
+        ("optim.lr=-1", "optim.lr=-1 is invalid: it must be > 0"),
+        ("trainer.precision=fp8", "trainer.precision='fp8' is invalid: valid values are auto, fp32, bf16, fp16"),
+    ],
+)
+def test_bad_values_stop_before_any_file(tmp_path, override, message):
+    with pytest.raises(UserError) as info:
+        run_training(compose_train(override), tmp_path / "run")
+    assert message in str(info.value)
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
