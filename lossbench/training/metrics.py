@@ -57,18 +57,20 @@ class EpochTally:
     @torch.no_grad()
     def add(self, logits: torch.Tensor, labels: torch.Tensor, loss_sum: torch.Tensor, calibration: bool = False):
         """``loss_sum``: the batch's summed objective (a 0-d tensor)."""
+        # index_add_ rather than bincount or boolean masks: those size their
+        # output from the data, which makes a CUDA device wait for the host.
         hit = logits.argmax(dim=1) == labels
         self.loss_sum += loss_sum.detach().to(self.loss_sum.dtype)
-        self.seen += torch.bincount(labels, minlength=self.num_classes)
-        self.correct += torch.bincount(labels[hit], minlength=self.num_classes)
+        self.seen.index_add_(0, labels, torch.ones_like(labels))
+        self.correct.index_add_(0, labels, hit.long())
         if calibration:
             log_probs = torch.log_softmax(logits.float(), dim=1)
             self.nll_sum -= log_probs.gather(1, labels[:, None]).sum().to(self.nll_sum.dtype)
-            confidence = log_probs.max(dim=1).values.exp()
+            confidence = log_probs.max(dim=1).values.exp().to(self.bin_count.dtype)
             # bins (0, 1/15], (1/15, 2/15], ... as in Guo et al. 2017
             index = (confidence * ECE_BINS).ceil().long().clamp_(1, ECE_BINS) - 1
-            self.bin_count += torch.bincount(index, minlength=ECE_BINS).to(self.bin_count.dtype)
-            self.bin_confidence.index_add_(0, index, confidence.to(self.bin_confidence.dtype))
+            self.bin_count.index_add_(0, index, torch.ones_like(confidence))
+            self.bin_confidence.index_add_(0, index, confidence)
             self.bin_correct.index_add_(0, index, hit.to(self.bin_correct.dtype))
 
     def read(self) -> dict:
