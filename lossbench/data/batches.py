@@ -19,6 +19,8 @@ class DeviceBatches:
         shuffle: bool = False,
         crop_padding: int = 0,
         flip: bool = False,
+        views: int = 1,
+        sample_weights: torch.Tensor | None = None,
     ):
         self.split = split
         self.batch_size = batch_size
@@ -27,7 +29,11 @@ class DeviceBatches:
         self.shuffle = shuffle
         self.crop_padding = crop_padding
         self.flip = flip
-        if (shuffle or crop_padding or flip) and generator is None:
+        self.views = views
+        # class-balanced sampling: draw each epoch's indices with these
+        # probabilities (with replacement) instead of a permutation
+        self.sample_weights = sample_weights
+        if (shuffle or crop_padding or flip or sample_weights is not None) and generator is None:
             raise ValueError("random batches need a generator")
 
     def __len__(self) -> int:
@@ -36,17 +42,26 @@ class DeviceBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.split)
         device = self.split.labels.device
-        if self.shuffle:
+        order = None
+        if self.sample_weights is not None:
+            order = torch.multinomial(self.sample_weights, n, replacement=True, generator=self.generator)
+        elif self.shuffle:
             order = torch.randperm(n, device=device, generator=self.generator)
         for start in range(0, n, self.batch_size):
-            if self.shuffle:
+            if order is not None:
                 index = order[start : start + self.batch_size]
                 images, labels = self.split.images[index], self.split.labels[index]
             else:
                 images = self.split.images[start : start + self.batch_size]
                 labels = self.split.labels[start : start + self.batch_size]
-            if self.crop_padding:
-                images = random_crop(images, self.crop_padding, self.generator)
-            if self.flip:
-                images = random_flip(images, self.generator)
-            yield self.normalize(images), labels
+            if self.views > 1:
+                # independent augmentations of the same images, stacked view by view
+                images, labels = images.repeat(self.views, 1, 1, 1), labels.repeat(self.views)
+            yield self.normalize(self.augment(images)), labels
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        if self.crop_padding:
+            images = random_crop(images, self.crop_padding, self.generator)
+        if self.flip:
+            images = random_flip(images, self.generator)
+        return images

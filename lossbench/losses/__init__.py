@@ -1,7 +1,9 @@
 """The loss registry: ``LOSSES`` maps each name to its class, ``build_loss``
 makes one from a name and its knobs.
 
-Every loss is a ``torch.nn.Module`` called as ``loss(outputs, target)``.
+Every loss is a ``torch.nn.Module`` called as ``loss(outputs, target)``. A loss
+that owns its class weights (``inputs == "embeddings"``) exposes them as
+``.weight`` (classes x embedding_dim) and predicts with ``.logits(embeddings)``.
 """
 
 import inspect
@@ -9,16 +11,30 @@ import inspect
 from torch import nn
 
 from lossbench.errors import UserError
-from lossbench.losses.cross_entropy import CrossEntropy
+from lossbench.losses.anchor import AnchorLoss
+from lossbench.losses.balanced_ce import BalancedCrossEntropy
+from lossbench.losses.cosine_margin import AMSoftmax, ArcFace, CosFace
+from lossbench.losses.cross_entropy import CrossEntropy, NegativeLogLikelihood
+from lossbench.losses.focal import FocalLoss
 from lossbench.losses.label_smoothing import LabelSmoothing
+from lossbench.losses.large_margin import LSoftmax, SphereFace
+from lossbench.losses.ldam import LDAM
+from lossbench.losses.logit_adjustment import BalancedSoftmax, LogitAdjusted
+from lossbench.losses.simple_variants import MeanSquaredError, Poly1, SoftMarginSoftmax
+from lossbench.losses.sparse_softmax import SparseSoftmax
+from lossbench.losses.supcon import SupConLoss
 
 LOSSES: dict[str, type[nn.Module]] = {
-    "ce": CrossEntropy,
-    "label_smoothing": LabelSmoothing,
+    cls.name: cls
+    for cls in (
+        CrossEntropy, NegativeLogLikelihood, BalancedCrossEntropy, LabelSmoothing, SparseSoftmax, FocalLoss,
+        CosFace, AMSoftmax, ArcFace, LSoftmax, SphereFace, SoftMarginSoftmax, AnchorLoss, SupConLoss,
+        MeanSquaredError, LDAM, BalancedSoftmax, LogitAdjusted, Poly1,
+    )
 }
 
 # What the trainer offers every loss; each takes the ones its constructor names.
-_CONTEXT = ("num_classes", "embedding_dim", "class_counts")
+CONTEXT = ("num_classes", "embedding_dim", "class_counts")
 
 
 def knob_defaults(name: str) -> dict:
@@ -27,7 +43,7 @@ def knob_defaults(name: str) -> dict:
     return {
         k: (None if p.default is inspect.Parameter.empty else p.default)
         for k, p in params.items()
-        if k != "self" and k not in _CONTEXT
+        if k != "self" and k not in CONTEXT
     }
 
 
@@ -36,13 +52,12 @@ def build_loss(name: str, num_classes: int | None = None, embedding_dim: int | N
         raise UserError(f"loss={name!r} is unknown: valid losses are {', '.join(LOSSES)}")
     cls = LOSSES[name]
     accepted = inspect.signature(cls.__init__).parameters
-    unknown = [k for k in knobs if k not in accepted or k in _CONTEXT]
+    unknown = [k for k in knobs if k not in accepted or k in CONTEXT]
     if unknown:
         valid = ", ".join(knob_defaults(name)) or "none"
         raise UserError(f"loss.{unknown[0]} is not a knob of {name}: its knobs are {valid}")
     context = {"num_classes": num_classes, "embedding_dim": embedding_dim, "class_counts": class_counts}
-    kwargs = {k: v for k, v in context.items() if k in accepted}
-    return cls(**kwargs, **knobs)
+    return cls(**{k: v for k, v in context.items() if k in accepted}, **knobs)
 
 
 __all__ = ["LOSSES", "build_loss", "knob_defaults"]

@@ -1,29 +1,33 @@
-"""Cross entropy, ``-log p_y`` with ``p = softmax(z)``."""
+"""Cross entropy, ``-log p_y`` with ``p = softmax(z)``, and the same value from
+log-probabilities (NLL): ``CE(z) = NLL(log_softmax(z))``."""
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from lossbench.losses.reduction import check_reduction
+from lossbench.losses.base import ClassificationLoss
 
 
-class CrossEntropy(nn.Module):
-    """Softmax cross entropy. ``weight``: per-class weights; ``ignore_index``:
-    targets that contribute nothing; computed in float32 so that half-precision
-    logits stay finite."""
-
+class CrossEntropy(ClassificationLoss):
     name = "ce"
     description = "softmax cross entropy, -log p_y"
     formula = "l = -log p_y,  p = softmax(z)"
-    paper = "the standard maximum-likelihood objective"
-
-    def __init__(self, weight: torch.Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"):
-        super().__init__()
-        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
-        self.ignore_index = ignore_index
-        self.reduction = check_reduction(reduction)
+    paper = "the maximum-likelihood objective of softmax classifiers"
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(
-            logits.float(), target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction
+        return self.cross_entropy(logits, target)
+
+
+class NegativeLogLikelihood(ClassificationLoss):
+    """Takes log-probabilities; in training the trainer applies log_softmax to
+    the model's scores, as a network ending in LogSoftmax would."""
+
+    name = "nll"
+    description = "negative log-likelihood of log-probabilities (CE = log_softmax + NLL)"
+    formula = "l = -log_probs_y"
+    paper = "the maximum-likelihood objective, split as PyTorch's LogSoftmax + NLLLoss"
+    inputs = "log_probs"
+
+    def forward(self, log_probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.nll_loss(
+            log_probs.float(), target, weight=self.class_weight, ignore_index=self.ignore_index, reduction=self.reduction
         )

@@ -19,6 +19,7 @@ from lossbench.data import DeviceBatches, load_dataset
 from lossbench.data.augment import Normalize
 from lossbench.errors import UserError
 from lossbench.losses import build_loss
+from lossbench.losses.class_weights import class_weights
 from lossbench.models import build_model
 from lossbench.training.device import device_name, resolve_device, resolve_precision
 from lossbench.training.metrics import METRIC_COLUMNS, class_groups
@@ -37,6 +38,29 @@ def _check_trainer_values(cfg) -> None:
         value = cfg.trainer[key]
         if not isinstance(value, int) or value < 1:
             raise UserError(f"trainer.{key}={value} is invalid: it must be an integer >= 1")
+
+
+SAMPLERS = ("random", "class_balanced")
+
+
+def _sample_weights(sampler: str, data) -> torch.Tensor | None:
+    """Per-image draw probabilities: each class equally likely under class_balanced."""
+    if sampler not in SAMPLERS:
+        raise UserError(f"trainer.sampler={sampler!r} is invalid: valid samplers are {', '.join(SAMPLERS)}")
+    if sampler == "random":
+        return None
+    counts = torch.as_tensor(data.class_counts, dtype=torch.float32, device=data.train.labels.device)
+    return (1.0 / counts)[data.train.labels]
+
+
+def _deferred_reweighting(trainer_cfg, class_counts, epochs: int):
+    """(epoch after which class weights switch on, the weights) or (None, None)."""
+    drw_epoch = trainer_cfg.drw_epoch
+    if drw_epoch is None:
+        return None, None
+    if not isinstance(drw_epoch, int) or not 0 <= drw_epoch < epochs:
+        raise UserError(f"trainer.drw_epoch={drw_epoch} is invalid: it must be an integer in [0, {epochs - 1}] (trainer.epochs={epochs}) or null")
+    return drw_epoch, class_weights(class_counts, "effective", float(trainer_cfg.drw_beta))
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -89,6 +113,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     """Train as ``cfg`` says, writing into ``run_dir``; returns the summary."""
     started = time.perf_counter()
     _check_trainer_values(cfg)
+    epochs = int(cfg.trainer.epochs)
     run_dir = Path(run_dir)
     if (run_dir / "metrics.csv").exists():
         raise UserError(f"{run_dir} already holds a run (metrics.csv): choose another output directory")
@@ -116,6 +141,10 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
         class_counts=data.class_counts,
         **knobs,
     ).to(device)
+    if loss_fn.inputs == "embeddings":
+        # the loss owns the class weights: the model ends at its embedding
+        model.head = torch.nn.Identity()
+    drw_epoch, drw_weights = _deferred_reweighting(cfg.trainer, data.class_counts, epochs)
     optimizer = build_optimizer(list(model.parameters()) + list(loss_fn.parameters()), cfg.optim, device)
 
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
@@ -128,9 +157,10 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
         shuffle=True,
         crop_padding=int(cfg.dataset.augment.crop_padding),
         flip=bool(cfg.dataset.augment.flip),
+        views=loss_fn.views,
+        sample_weights=_sample_weights(str(cfg.trainer.sampler), data),
     )
     test_batches = DeviceBatches(data.test, int(cfg.trainer.eval_batch_size), normalize)
-    epochs = int(cfg.trainer.epochs)
     scheduler = build_scheduler(optimizer, cfg.sched, len(train_batches), epochs)
     groups = class_groups(data.class_counts) if data.long_tailed else None
     trainer = Trainer(
@@ -172,6 +202,9 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
         bar = tqdm(range(1, epochs + 1), desc=f"{data.name} {cfg.model.name} {cfg.loss.name}", unit="epoch",
                    disable=not cfg.trainer.progress, dynamic_ncols=True)
         for epoch in bar:
+            if drw_epoch is not None and epoch == drw_epoch + 1:
+                loss_fn.set_class_weight(drw_weights.to(device))
+                log.info("deferred re-weighting from epoch %d: class weights %s", epoch, drw_weights.tolist())
             row = {"epoch": epoch, **trainer.train_epoch(epoch)}
             test_row, per_class = trainer.evaluate()
             row.update(test_row)

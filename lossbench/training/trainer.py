@@ -52,8 +52,18 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def _forward(self, images: torch.Tensor, labels: torch.Tensor):
+        """(prediction logits, objective) of a batch, feeding the loss what it takes."""
+        outputs = self.model(images)
+        if self.loss_fn.inputs == "embeddings":
+            return self.loss_fn.logits(outputs), self.loss_fn(outputs, labels)
+        if self.loss_fn.inputs == "log_probs":
+            return outputs, self.loss_fn(torch.log_softmax(outputs.float(), dim=1), labels)
+        return outputs, self.loss_fn(outputs, labels)
+
     def train_epoch(self, epoch: int) -> dict:
         self.model.train()
+        self.loss_fn.train()
         tally = EpochTally(self.data.num_classes, self.device)
         lr = self.optimizer.param_groups[0]["lr"]
         self._synchronize()
@@ -65,8 +75,7 @@ class Trainer:
         )
         for images, labels in steps:
             with self._autocast():
-                logits = self.model(images)
-                loss = self.loss_fn(logits, labels)
+                logits, loss = self._forward(images, labels)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -89,11 +98,10 @@ class Trainer:
     def evaluate(self):
         """The test columns of the metrics row, and the per-class test accuracy."""
         self.model.eval()
+        self.loss_fn.eval()
         tally = EpochTally(self.data.num_classes, self.device)
         for images, labels in self.test_batches:
             with self._autocast():
-                logits = self.model(images)
-            logits = logits.float()
-            loss = self.loss_fn(logits, labels)
-            tally.add(logits, labels, loss * labels.shape[0], calibration=True)
+                logits, loss = self._forward(images, labels)
+            tally.add(logits.float(), labels, loss * labels.shape[0], calibration=True)
         return summarize_test(tally.read(), self.class_groups)

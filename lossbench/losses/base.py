@@ -1,0 +1,84 @@
+"""What every loss shares: PyTorch's weight / ignore_index / reduction
+semantics, knob checks, and how the trainer should feed it.
+
+``inputs`` tells the trainer what a loss takes:
+
+- ``"logits"``: the model's class scores (most losses);
+- ``"log_probs"``: log-probabilities (nll), the trainer applies log_softmax;
+- ``"embeddings"``: the backbone's embedding; the loss owns the class weights
+  (``.weight``, classes x embedding_dim) and predicts with ``.logits()``.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lossbench.errors import UserError
+from lossbench.losses.reduction import check_reduction, reduce_loss
+
+
+def check_range(key: str, value, low=None, high=None, low_inclusive=True, high_inclusive=True, why: str = ""):
+    """``value`` if it lies in the interval, else a UserError naming the knob and the interval."""
+    too_low = low is not None and (value < low if low_inclusive else value <= low)
+    too_high = high is not None and (value > high if high_inclusive else value >= high)
+    if value is None or too_low or too_high:
+        left = "-inf" if low is None else low
+        right = "inf" if high is None else high
+        interval = f"{'[' if low_inclusive and low is not None else '('}{left}, {right}{']' if high_inclusive and high is not None else ')'}"
+        raise UserError(f"loss.{key}={value} is invalid: it must be in {interval}{why}")
+    return value
+
+
+def require_counts(name: str, class_counts) -> torch.Tensor:
+    if class_counts is None:
+        raise UserError(f"loss {name} needs the training set's class counts (class_counts)")
+    counts = torch.as_tensor(list(class_counts), dtype=torch.float64)
+    if (counts <= 0).any():
+        raise UserError(f"loss {name} needs every class in the training set: class counts {list(class_counts)}")
+    return counts
+
+
+class ClassificationLoss(nn.Module):
+    """Base of every loss: ``loss(outputs, target)``.
+
+    ``weight`` (per-class, PyTorch's convention: the weighted mean is
+    ``sum(w_y l) / sum(w_y)``), ``ignore_index`` and ``reduction`` behave as in
+    ``torch.nn.CrossEntropyLoss``. Deferred re-weighting swaps the class weights
+    in with ``set_class_weight``.
+    """
+
+    name = ""
+    description = ""
+    formula = ""
+    paper = ""
+    knob_ranges: dict[str, str] = {}
+    inputs = "logits"
+    views = 1  # augmented views of each image per step
+
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__()
+        self.register_buffer("class_weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
+        self.ignore_index = int(ignore_index)
+        self.reduction = check_reduction(reduction)
+
+    def set_class_weight(self, weight: torch.Tensor | None) -> None:
+        self.class_weight = None if weight is None else weight.to(torch.float32)
+
+    def reduce(self, per_sample: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return reduce_loss(per_sample, target, self.class_weight, self.ignore_index, self.reduction)
+
+    def cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross entropy on (adjusted) logits, in float32, with this loss's weight and reduction."""
+        return F.cross_entropy(
+            logits.float(), target, weight=self.class_weight, ignore_index=self.ignore_index, reduction=self.reduction
+        )
+
+    def target_mask(self, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+        """(N, K) boolean, True at each sample's target class (nowhere for ignored samples)."""
+        keep = target != self.ignore_index
+        onehot = F.one_hot(torch.where(keep, target, torch.zeros_like(target)), num_classes).bool()
+        return onehot & keep[:, None]
+
+    def logits(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Scores to predict with (argmax) and to calibrate."""
+        return outputs

@@ -1,0 +1,25 @@
+"""Per-class weights from training counts (Cui et al. 2019, "Class-Balanced Loss
+Based on Effective Number of Samples"): inverse frequency ``1 / n_c`` or inverse
+effective number ``(1 - beta) / (1 - beta^n_c)``, normalised to sum to K."""
+
+import torch
+
+from lossbench.errors import UserError
+
+SCHEMES = ("inverse", "effective")
+
+
+def class_weights(class_counts, scheme: str = "effective", beta: float = 0.9999) -> torch.Tensor:
+    if scheme not in SCHEMES:
+        raise UserError(f"loss.scheme={scheme!r} is invalid: valid schemes are {', '.join(SCHEMES)}")
+    if not 0.0 <= beta < 1.0:
+        raise UserError(f"loss.beta={beta} is invalid: it must be in [0, 1)")
+    counts = torch.as_tensor(list(class_counts), dtype=torch.float64)
+    if (counts <= 0).any():
+        raise UserError(f"class weights need every class in the training set: class counts {list(class_counts)}")
+    if scheme == "inverse":
+        raw = 1.0 / counts
+    else:
+        # 1 - beta^n computed as -expm1(n log beta): exact for beta near 1
+        raw = (1.0 - beta) / -torch.expm1(counts * torch.log(torch.tensor(beta, dtype=torch.float64)))
+    return (raw * len(counts) / raw.sum()).to(torch.float32)

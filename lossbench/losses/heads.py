@@ -1,0 +1,25 @@
+"""Class-weight matrices owned by the margin losses (classes x embedding, no bias)."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lossbench.errors import UserError
+
+
+def new_class_weight(num_classes, embedding_dim, loss_name: str) -> nn.Parameter:
+    if num_classes is None or embedding_dim is None:
+        raise UserError(f"loss {loss_name} owns the class weights: it needs num_classes and embedding_dim")
+    weight = torch.empty(num_classes, embedding_dim)
+    # the default init of nn.Linear, so a margin loss starts where a linear head would
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    return nn.Parameter(weight)
+
+
+def cosine_scores(embeddings: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """cos of the angle between each embedding and each class weight, in float32
+    (autocast off: half precision loses the angle near cos = 1)."""
+    with torch.autocast(embeddings.device.type, enabled=False):
+        return F.normalize(embeddings.float(), dim=1) @ F.normalize(weight.float(), dim=1).t()

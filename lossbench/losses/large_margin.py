@@ -1,0 +1,114 @@
+"""Multiplicative angular margins with an annealed blend.
+
+- L-Softmax (Liu et al. 2016, "Large-Margin Softmax Loss for Convolutional
+  Neural Networks"): the target score ``|W_y||x| cos t_y`` becomes
+  ``|W_y||x| psi(t_y)``, ``psi(t) = (-1)^j cos(m t) - 2j`` for
+  ``t in [j pi/m, (j+1) pi/m]``; no bias.
+- A-Softmax / SphereFace (Liu et al. 2017, "SphereFace: Deep Hypersphere
+  Embedding for Face Recognition"): the same with ``|W| = 1``.
+
+Both papers train through the margin with a blend
+``(lambda |W||x| cos t + |W||x| psi(t)) / (1 + lambda)``, lambda annealed per
+training step as their code does:
+``lambda = max(lambda_min, lambda_base * (1 + lambda_gamma * step) ^ -lambda_power)``.
+``cos(m t)`` is the Chebyshev polynomial ``T_m(cos t)``: no arccos in the
+gradient, which is infinite at cos t = +-1.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from lossbench.losses.base import ClassificationLoss, check_range
+from lossbench.losses.heads import new_class_weight
+
+
+def chebyshev(cos: torch.Tensor, m: int) -> torch.Tensor:
+    """cos(m t) from cos t: T_0 = 1, T_1 = c, T_{n+1} = 2 c T_n - T_{n-1}."""
+    previous, current = torch.ones_like(cos), cos
+    for _ in range(m - 1):
+        previous, current = current, 2 * cos * current - previous
+    return current if m >= 1 else previous
+
+
+def psi(cos: torch.Tensor, m: int) -> torch.Tensor:
+    """psi(t) = (-1)^j cos(m t) - 2j, monotone decreasing on [0, pi]."""
+    with torch.no_grad():
+        theta = torch.arccos(cos.clamp(-1.0, 1.0))
+        j = torch.floor(theta * m / math.pi).clamp_(0, m - 1)
+    sign = 1.0 - 2.0 * torch.remainder(j, 2)
+    return sign * chebyshev(cos, m) - 2.0 * j
+
+
+class LSoftmax(ClassificationLoss):
+    name = "l_softmax"
+    description = "large-margin softmax: target score |W||x| psi(t_y), annealed blend"
+    formula = "target score (lambda |W_y||x| cos t_y + |W_y||x| psi(t_y)) / (1 + lambda), psi(t) = (-1)^j cos(mt) - 2j"
+    paper = "Liu et al. 2016, Large-Margin Softmax Loss for Convolutional Neural Networks"
+    inputs = "embeddings"
+    knob_ranges = {"m": "integer in [1, 8]", "lambda_base": "[0, inf)", "lambda_min": "[0, inf)",
+                   "lambda_gamma": "[0, inf)", "lambda_power": "[0, inf)"}
+    unit_weight = False
+
+    def __init__(self, num_classes=None, embedding_dim=None, m: int = 2, lambda_base: float = 1000.0,
+                 lambda_min: float = 0.0, lambda_gamma: float = 0.12, lambda_power: float = 1.0, weight=None,
+                 ignore_index=-100, reduction="mean"):
+        super().__init__(weight, ignore_index, reduction)
+        if int(m) != m:
+            check_range("m", m, 1, 8, why=" and an integer")
+        self.m = int(check_range("m", m, 1, 8))
+        self.lambda_base = float(check_range("lambda_base", lambda_base, 0.0))
+        self.lambda_min = float(check_range("lambda_min", lambda_min, 0.0))
+        self.lambda_gamma = float(check_range("lambda_gamma", lambda_gamma, 0.0))
+        self.lambda_power = float(check_range("lambda_power", lambda_power, 0.0))
+        self.weight = new_class_weight(num_classes, embedding_dim, self.name)
+        self.step = 0  # training steps seen: drives the annealing
+
+    @property
+    def lam(self) -> float:
+        annealed = self.lambda_base * (1.0 + self.lambda_gamma * self.step) ** (-self.lambda_power)
+        return max(self.lambda_min, annealed)
+
+    def get_extra_state(self):
+        return {"step": self.step}
+
+    def set_extra_state(self, state):
+        self.step = int(state["step"])
+
+    def _weight(self) -> torch.Tensor:
+        return F.normalize(self.weight.float(), dim=1) if self.unit_weight else self.weight.float()
+
+    def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(embeddings.device.type, enabled=False):
+            return embeddings.float() @ self._weight().t()
+
+    def margin_logits(self, embeddings: torch.Tensor, target: torch.Tensor, lam: float) -> torch.Tensor:
+        with torch.autocast(embeddings.device.type, enabled=False):
+            x, w = embeddings.float(), self._weight()
+            scores = x @ w.t()
+            norms = x.norm(dim=1, keepdim=True).clamp_min(1e-12) * w.norm(dim=1).clamp_min(1e-12)
+            cos = (scores / norms).clamp(-1.0, 1.0)
+            target_scores = (lam * scores + norms * psi(cos, self.m)) / (1.0 + lam)
+            return torch.where(self.target_mask(target, scores.shape[1]), target_scores, scores)
+
+    def forward(self, embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.cross_entropy(self.logits(embeddings), target)
+        loss = self.cross_entropy(self.margin_logits(embeddings, target, self.lam), target)
+        self.step += 1
+        return loss
+
+
+class SphereFace(LSoftmax):
+    name = "sphereface"
+    description = "A-Softmax: L-Softmax with unit-norm class weights, no bias"
+    formula = "as l_softmax with |W| = 1: target score (lambda |x| cos t_y + |x| psi(t_y)) / (1 + lambda)"
+    paper = "Liu et al. 2017, SphereFace: Deep Hypersphere Embedding for Face Recognition"
+    unit_weight = True
+
+    def __init__(self, num_classes=None, embedding_dim=None, m: int = 4, lambda_base: float = 1000.0,
+                 lambda_min: float = 5.0, lambda_gamma: float = 0.12, lambda_power: float = 1.0, weight=None,
+                 ignore_index=-100, reduction="mean"):
+        super().__init__(num_classes, embedding_dim, m, lambda_base, lambda_min, lambda_gamma, lambda_power, weight,
+                         ignore_index, reduction)

@@ -1,0 +1,42 @@
+"""Losses that add the log class prior to the logits before the softmax:
+
+- Balanced Softmax (Ren et al. 2020, "Balanced Meta-Softmax for Long-Tailed
+  Visual Recognition"): CE on ``z + log n_c``.
+- Logit adjustment (Menon et al. 2021, "Long-Tail Learning via Logit
+  Adjustment"): CE on ``z + tau log pi_c``, ``pi`` the training class prior.
+
+Prediction uses the plain logits, which is what makes them balanced.
+"""
+
+import torch
+
+from lossbench.losses.base import ClassificationLoss, check_range, require_counts
+
+
+class BalancedSoftmax(ClassificationLoss):
+    name = "balanced_softmax"
+    description = "cross entropy on logits shifted by log class counts"
+    formula = "CE on z_k + log n_k"
+    paper = "Ren et al. 2020, Balanced Meta-Softmax for Long-Tailed Visual Recognition"
+    tau = 1.0
+
+    def __init__(self, class_counts=None, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__(weight, ignore_index, reduction)
+        counts = require_counts(self.name, class_counts)
+        self.register_buffer("log_prior", torch.log(counts / counts.sum()).to(torch.float32))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        # log n_c and log pi_c differ by a constant, which the softmax ignores
+        return self.cross_entropy(logits.float() + self.tau * self.log_prior, target)
+
+
+class LogitAdjusted(BalancedSoftmax):
+    name = "logit_adjusted"
+    description = "cross entropy on logits shifted by tau * log class prior"
+    formula = "CE on z_k + tau log pi_k,  pi_k = n_k / sum n"
+    paper = "Menon et al. 2021, Long-Tail Learning via Logit Adjustment"
+    knob_ranges = {"tau": "[0, inf)"}
+
+    def __init__(self, class_counts=None, tau: float = 1.0, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__(class_counts, weight, ignore_index, reduction)
+        self.tau = float(check_range("tau", tau, 0.0))
