@@ -10,7 +10,7 @@ probability are pushed harder.
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses.base import ClassificationLoss, check_range
+from lossbench.losses.base import ClassificationLoss, check_range, wide
 
 
 class AnchorLoss(ClassificationLoss):
@@ -26,7 +26,7 @@ class AnchorLoss(ClassificationLoss):
         self.delta = float(check_range("delta", delta, 0.0, 1.0))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
+        logits = wide(logits)
         is_target = self.target_mask(target, logits.shape[1])
         probs = torch.sigmoid(logits)
         with torch.no_grad():

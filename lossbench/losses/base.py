@@ -17,13 +17,18 @@ from lossbench.errors import UserError
 from lossbench.losses.reduction import check_reduction, reduce_loss
 
 
+def wide(x: torch.Tensor) -> torch.Tensor:
+    """At least float32: half-precision logits from autocast are widened, float64 kept."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def check_range(key: str, value, low=None, high=None, low_inclusive=True, high_inclusive=True, why: str = ""):
     """``value`` if it lies in the interval, else a UserError naming the knob and the interval."""
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     too_high = high is not None and (value > high if high_inclusive else value >= high)
     if value is None or too_low or too_high:
-        left = "-inf" if low is None else low
-        right = "inf" if high is None else high
+        left = "-inf" if low is None else f"{low:g}"
+        right = "inf" if high is None else f"{high:g}"
         interval = f"{'[' if low_inclusive and low is not None else '('}{left}, {right}{']' if high_inclusive and high is not None else ')'}"
         raise UserError(f"loss.{key}={value} is invalid: it must be in {interval}{why}")
     return value
@@ -70,7 +75,7 @@ class ClassificationLoss(nn.Module):
     def cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Cross entropy on (adjusted) logits, in float32, with this loss's weight and reduction."""
         return F.cross_entropy(
-            logits.float(), target, weight=self.class_weight, ignore_index=self.ignore_index, reduction=self.reduction
+            wide(logits), target, weight=self.class_weight, ignore_index=self.ignore_index, reduction=self.reduction
         )
 
     def target_mask(self, target: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lossbench.errors import UserError
+from lossbench.losses.base import wide
 
 
 def new_class_weight(num_classes, embedding_dim, loss_name: str) -> nn.Parameter:
@@ -22,4 +23,4 @@ def cosine_scores(embeddings: torch.Tensor, weight: torch.Tensor) -> torch.Tenso
     """cos of the angle between each embedding and each class weight, in float32
     (autocast off: half precision loses the angle near cos = 1)."""
     with torch.autocast(embeddings.device.type, enabled=False):
-        return F.normalize(embeddings.float(), dim=1) @ F.normalize(weight.float(), dim=1).t()
+        return F.normalize(wide(embeddings), dim=1) @ F.normalize(wide(weight), dim=1).t()

@@ -9,7 +9,7 @@ for Computer Vision"): cross entropy against a softened target distribution,
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses.base import ClassificationLoss, check_range
+from lossbench.losses.base import ClassificationLoss, check_range, wide
 from lossbench.losses.reduction import target_log_prob
 
 
@@ -26,7 +26,7 @@ class LabelSmoothing(ClassificationLoss):
         self.exclusive = bool(exclusive)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        log_probs = F.log_softmax(logits.float(), dim=1)
+        log_probs = F.log_softmax(wide(logits), dim=1)
         num_classes = log_probs.shape[1]
         nll = -target_log_prob(log_probs, target, self.ignore_index)
         total = -log_probs.sum(dim=1)

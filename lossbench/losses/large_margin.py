@@ -20,7 +20,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses.base import ClassificationLoss, check_range
+from lossbench.errors import UserError
+from lossbench.losses.base import ClassificationLoss, check_range, wide
 from lossbench.losses.heads import new_class_weight
 
 
@@ -56,7 +57,7 @@ class LSoftmax(ClassificationLoss):
                  ignore_index=-100, reduction="mean"):
         super().__init__(weight, ignore_index, reduction)
         if int(m) != m:
-            check_range("m", m, 1, 8, why=" and an integer")
+            raise UserError(f"loss.m={m} is invalid: it must be an integer in [1, 8]")
         self.m = int(check_range("m", m, 1, 8))
         self.lambda_base = float(check_range("lambda_base", lambda_base, 0.0))
         self.lambda_min = float(check_range("lambda_min", lambda_min, 0.0))
@@ -77,15 +78,15 @@ class LSoftmax(ClassificationLoss):
         self.step = int(state["step"])
 
     def _weight(self) -> torch.Tensor:
-        return F.normalize(self.weight.float(), dim=1) if self.unit_weight else self.weight.float()
+        return F.normalize(wide(self.weight), dim=1) if self.unit_weight else wide(self.weight)
 
     def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
-            return embeddings.float() @ self._weight().t()
+            return wide(embeddings) @ self._weight().t()
 
     def margin_logits(self, embeddings: torch.Tensor, target: torch.Tensor, lam: float) -> torch.Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
-            x, w = embeddings.float(), self._weight()
+            x, w = wide(embeddings), self._weight()
             scores = x @ w.t()
             norms = x.norm(dim=1, keepdim=True).clamp_min(1e-12) * w.norm(dim=1).clamp_min(1e-12)
             cos = (scores / norms).clamp(-1.0, 1.0)

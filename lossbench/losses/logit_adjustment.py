@@ -10,7 +10,7 @@ Prediction uses the plain logits, which is what makes them balanced.
 
 import torch
 
-from lossbench.losses.base import ClassificationLoss, check_range, require_counts
+from lossbench.losses.base import ClassificationLoss, check_range, require_counts, wide
 
 
 class BalancedSoftmax(ClassificationLoss):
@@ -27,7 +27,7 @@ class BalancedSoftmax(ClassificationLoss):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         # log n_c and log pi_c differ by a constant, which the softmax ignores
-        return self.cross_entropy(logits.float() + self.tau * self.log_prior, target)
+        return self.cross_entropy(wide(logits) + self.tau * self.log_prior, target)
 
 
 class LogitAdjusted(BalancedSoftmax):

@@ -4,7 +4,7 @@ not forced into the set, so the loss stays positive; k = K gives CE."""
 
 import torch
 
-from lossbench.losses.base import ClassificationLoss, check_range
+from lossbench.losses.base import ClassificationLoss, check_range, wide
 
 
 class SparseSoftmax(ClassificationLoss):
@@ -20,7 +20,7 @@ class SparseSoftmax(ClassificationLoss):
         self.k = int(check_range("k", k, 1, high, why=f" (the number of classes is {num_classes})" if high else ""))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
+        logits = wide(logits)
         k = min(self.k, logits.shape[1])
         normaliser = torch.logsumexp(logits.topk(k, dim=1).values, dim=1)
         safe = torch.where(target == self.ignore_index, torch.zeros_like(target), target)

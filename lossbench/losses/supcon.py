@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lossbench.errors import UserError
-from lossbench.losses.base import ClassificationLoss, check_range
+from lossbench.losses.base import ClassificationLoss, check_range, wide
 
 
 def supcon_per_anchor(
@@ -67,7 +67,7 @@ class SupConLoss(ClassificationLoss):
 
     def contrastive(self, embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
-            projections = F.normalize(self.projection(embeddings.float()), dim=1)
+            projections = F.normalize(self.projection(wide(embeddings)), dim=1)
             per_anchor, has_positive = supcon_per_anchor(
                 projections, target, self.temperature, valid=target != self.ignore_index
             )
