@@ -12,11 +12,11 @@ from lossbench.losses.class_weights import class_weights
 from lossbench.training.run import run_training
 from test_training import compose_train
 
-# 6 epochs of the small CNN: CE reaches about 0.97 on digits. A loss "learns"
-# when its final test accuracy is at least 0.6: six times chance (0.1), far
-# above what a broken gradient or a wrong prediction head reaches, yet clear of
-# the slower starters (mse, the large margins) at this short a run.
-LEARNS = 0.6
+# 6 epochs of the small CNN on digits: CE reaches 0.99, the slowest starters
+# (arcface and cosface with s = 64 on so little data) about 0.86. A loss "learns"
+# when its final test accuracy is at least 0.8: eight times chance (0.1), far
+# above what a broken gradient or a wrong prediction head reaches.
+LEARNS = 0.8
 EPOCHS = 6
 
 

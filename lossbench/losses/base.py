@@ -84,6 +84,18 @@ class ClassificationLoss(nn.Module):
         onehot = F.one_hot(torch.where(keep, target, torch.zeros_like(target)), num_classes).bool()
         return onehot & keep[:, None]
 
+    def replace_target_scores(self, scores: torch.Tensor, target: torch.Tensor, adjust) -> torch.Tensor:
+        """``scores`` with each sample's target column replaced by ``adjust(target column, safe target)``.
+
+        Only the N target entries are computed, not the N x K matrix; ignored
+        samples keep their scores.
+        """
+        keep = target != self.ignore_index
+        safe = torch.where(keep, target, torch.zeros_like(target))
+        column = scores.gather(1, safe[:, None]).squeeze(1)
+        new = torch.where(keep, adjust(column, safe), column)
+        return scores.scatter(1, safe[:, None], new[:, None])
+
     def logits(self, outputs: torch.Tensor) -> torch.Tensor:
         """Scores to predict with (argmax) and to calibrate."""
         return outputs

@@ -39,7 +39,7 @@ class _CosineMarginLoss(ClassificationLoss):
     def forward(self, embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         cos = cosine_scores(embeddings, self.weight)
         if self.training:
-            cos = torch.where(self.target_mask(target, cos.shape[1]), self.target_cosine(cos), cos)
+            cos = self.replace_target_scores(cos, target, lambda column, _: self.target_cosine(column))
         return self.cross_entropy(self.s * cos, target)
 
 

@@ -4,15 +4,22 @@ from lossbench.errors import UserError
 from lossbench.losses import LOSSES, knob_defaults
 
 
+# Knobs every loss has, with PyTorch's meaning; listed once rather than per loss.
+COMMON_KNOBS = ("weight", "ignore_index", "reduction")
+
+
 def _defaults_text(name: str) -> str:
-    knobs = knob_defaults(name)
+    knobs = {k: v for k, v in knob_defaults(name).items() if k not in COMMON_KNOBS}
     return ", ".join(f"{k}={v}" for k, v in knobs.items()) or "-"
 
 
 def list_losses() -> str:
     width = max(map(len, LOSSES))
-    lines = [f"{name:<{width}}  {cls.description}\n{'':<{width}}  defaults: {_defaults_text(name)}" for name, cls in LOSSES.items()]
-    return "\n".join(lines) + "\n\nlossbench losses NAME shows one loss; lossbench train loss=NAME loss.KNOB=VALUE trains with it."
+    lines = [f"{name:<{width}}  {cls.description}  [{_defaults_text(name)}]" for name, cls in LOSSES.items()]
+    return "\n".join(lines) + (
+        "\n\nEvery loss also takes weight (per class), ignore_index and reduction, as torch.nn.CrossEntropyLoss."
+        "\nlossbench losses NAME shows one in full; lossbench train loss=NAME loss.KNOB=VALUE trains with it."
+    )
 
 
 def describe_loss(name: str) -> str:
@@ -23,4 +30,7 @@ def describe_loss(name: str) -> str:
     ranges = getattr(cls, "knob_ranges", {})
     if ranges:
         knobs += "\nvalid ranges:\n" + "\n".join(f"  {k}: {r}" for k, r in ranges.items())
-    return f"{name}: {cls.description}\n\nformula: {cls.formula}\n\nknobs (defaults):\n{knobs}\n\npaper: {cls.paper}"
+    takes = {"logits": "the model's class scores", "log_probs": "log-probabilities (log_softmax of the scores)",
+             "embeddings": "the embedding; the loss owns the class weights (classes x embedding) and predicts with them"}
+    extra = f"\ninput: {takes[cls.inputs]}" + ("\nviews: two augmented views of each image per step" if cls.views == 2 else "")
+    return f"{name}: {cls.description}\n\nformula: {cls.formula}\n{extra}\n\nknobs (defaults):\n{knobs}\n\npaper: {cls.paper}"

@@ -87,11 +87,15 @@ class LSoftmax(ClassificationLoss):
     def margin_logits(self, embeddings: torch.Tensor, target: torch.Tensor, lam: float) -> torch.Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
             x, w = wide(embeddings), self._weight()
-            scores = x @ w.t()
-            norms = x.norm(dim=1, keepdim=True).clamp_min(1e-12) * w.norm(dim=1).clamp_min(1e-12)
-            cos = (scores / norms).clamp(-1.0, 1.0)
-            target_scores = (lam * scores + norms * psi(cos, self.m)) / (1.0 + lam)
-            return torch.where(self.target_mask(target, scores.shape[1]), target_scores, scores)
+            x_norm = x.norm(dim=1).clamp_min(1e-12)
+            w_norm = w.norm(dim=1).clamp_min(1e-12)
+
+            def blend(score, y):
+                norms = x_norm * w_norm[y]
+                cos = (score / norms).clamp(-1.0, 1.0)
+                return (lam * score + norms * psi(cos, self.m)) / (1.0 + lam)
+
+            return self.replace_target_scores(x @ w.t(), target, blend)
 
     def forward(self, embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if not self.training:

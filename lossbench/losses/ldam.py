@@ -34,5 +34,5 @@ class LDAM(ClassificationLoss):
     def forward(self, embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         cos = cosine_scores(embeddings, self.weight)
         if self.training:
-            cos = cos - self.target_mask(target, cos.shape[1]).to(cos.dtype) * self.margins[None, :]
+            cos = self.replace_target_scores(cos, target, lambda column, y: column - self.margins[y].to(column.dtype))
         return self.cross_entropy(self.s * cos, target)

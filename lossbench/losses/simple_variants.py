@@ -29,7 +29,7 @@ class SoftMarginSoftmax(ClassificationLoss):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = wide(logits)
         if self.training:
-            logits = logits - self.m * self.target_mask(target, logits.shape[1]).to(logits.dtype)
+            logits = self.replace_target_scores(logits, target, lambda column, _: column - self.m)
         return self.cross_entropy(logits, target)
 
 

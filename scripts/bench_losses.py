@@ -1,0 +1,91 @@
+"""Forward + backward time of every loss relative to cross entropy.
+
+What is timed is what a training step spends beyond the backbone: from a batch
+of embeddings (batch x 128) to the gradient, i.e. a linear head plus the loss
+for logit losses, and the loss with its own class weights (and, for supcon,
+its projection head) for the margin losses.
+
+    python scripts/bench_losses.py                  # CPU, and CUDA when present
+    python scripts/bench_losses.py --device cpu --classes 10 100
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from lossbench.losses import LOSSES, build_loss
+
+EMBEDDING_DIM = 128
+
+
+def make_step(name: str, num_classes: int, batch: int, device: torch.device):
+    torch.manual_seed(0)
+    counts = [max(1, int(5000 * (0.01 ** (c / max(num_classes - 1, 1))))) for c in range(num_classes)]
+    knobs = {"k": min(10, num_classes)} if name == "sparse_softmax" else {}
+    loss = build_loss(name, num_classes=num_classes, embedding_dim=EMBEDDING_DIM, class_counts=counts, **knobs).to(device)
+    head = torch.nn.Linear(EMBEDDING_DIM, num_classes).to(device)
+    embeddings = torch.randn(batch * loss.views, EMBEDDING_DIM, device=device, requires_grad=True)
+    target = torch.randint(0, num_classes, (batch,), device=device).repeat(loss.views)
+
+    def step():
+        if loss.inputs == "embeddings":
+            value = loss(embeddings, target)
+        elif loss.inputs == "log_probs":
+            value = loss(torch.log_softmax(head(embeddings), dim=1), target)
+        else:
+            value = loss(head(embeddings), target)
+        value.backward()
+
+    return step
+
+
+def time_step(step, device: torch.device, repeats: int, inner: int) -> float:
+    """Median seconds per call over ``repeats`` blocks of ``inner`` calls."""
+    for _ in range(5):
+        step()
+    samples = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(inner):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        samples.append((time.perf_counter() - start) / inner)
+    return statistics.median(samples)
+
+
+def bench(device: torch.device, classes: list[int], batch: int, repeats: int, inner: int) -> None:
+    name_of = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"\n## {name_of}: forward+backward, batch {batch}, embedding {EMBEDDING_DIM}; time relative to ce (same run)\n")
+    results = {n: [time_step(make_step(n, k, batch, device), device, repeats, inner) for k in classes] for n in LOSSES}
+    header = "| loss | " + " | ".join(f"K={k}" for k in classes) + " |"
+    print(header)
+    print("|" + "---|" * (len(classes) + 1))
+    print("| ce (absolute) | " + " | ".join(f"{t * 1e6:.0f} us" for t in results["ce"]) + " |")
+    for name, times in results.items():
+        print(f"| {name} | " + " | ".join(f"{t / base:.2f}x" for t, base in zip(times, results["ce"])) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all")
+    parser.add_argument("--classes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--inner", type=int, default=10)
+    args = parser.parse_args()
+    devices = []
+    if args.device in ("all", "cpu"):
+        devices.append(torch.device("cpu"))
+    if args.device in ("all", "cuda") and torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    for device in devices:
+        bench(device, args.classes, args.batch, args.repeats, args.inner)
+
+
+if __name__ == "__main__":
+    main()
