@@ -137,3 +137,26 @@ def test_reference_recipe_is_pinned(tmp_path):
     assert cfg["sched"] == {"name": "multistep", "warmup_epochs": 5, "milestones": [160, 180], "gamma": 0.01}
     assert cfg["trainer"]["epochs"] == 200 and cfg["trainer"]["batch_size"] == 128
     assert cfg["dataset"]["augment"] == {"crop_padding": 4, "flip": True}
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["loss=focall"], ["loss='focall' is unknown", "valid losses are", "focal", "label_smoothing"]),
+        (["-m", "loss=ce,focall"], ["loss='focall' is unknown"]),
+        (["dataset=cifar11"], ["dataset='cifar11' is unknown", "cifar10_lt, digits"]),
+        (["experiment=nope"], ["experiment='nope' is unknown: valid experiments are ldam_drw_cifar10_lt"]),
+    ],
+)
+def test_unknown_group_options_fail_in_one_line(tmp_path, args, fragments):
+    result = lossbench("train", *args, cwd=tmp_path)
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "results").exists()
+
+
+def test_unwritable_output_directory_fails_in_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = lossbench("train", "dataset=digits", f"paths.output_dir={blocker / 'runs'}", cwd=tmp_path)
+    assert_one_line_error(result, f"cannot write runs under {blocker / 'runs'}", "paths.output_dir")
+    assert blocker.read_text() == "not a directory"

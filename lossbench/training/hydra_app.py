@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from lossbench.config_dir import config_dir
 from lossbench.errors import UserError
+from lossbench.training.overrides import check_command_line
 from lossbench.training.run import format_summary_table, run_training
 
 
@@ -24,6 +25,11 @@ def _train_job(cfg: DictConfig):
 
 
 def train_main(overrides: list[str]) -> None:
+    try:
+        check_command_line(overrides)
+    except UserError as e:
+        print(f"lossbench train: error: {e}", file=sys.stderr)
+        raise SystemExit(UserError.exit_code) from None
     # Hydra reads its command line from sys.argv; argv[0] names the app in its messages.
     sys.argv = ["lossbench train", *overrides]
     app = hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_train_job)

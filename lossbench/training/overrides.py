@@ -1,0 +1,82 @@
+"""Checks of ``lossbench train``'s command line made before Hydra runs, so that
+the mistakes users make most get one line and exit code 2 rather than Hydra's
+multi-line error or a traceback: an unknown option of a config group, and an
+output directory that cannot be written."""
+
+import os
+import tempfile
+from pathlib import Path
+
+from lossbench.config_dir import config_dir
+from lossbench.errors import UserError
+
+GROUP_NOUNS = {
+    "dataset": "datasets", "model": "models", "loss": "losses", "optim": "optimizers", "sched": "schedules",
+    "trainer": "trainer configs", "paths": "path configs", "experiment": "experiments",
+}
+OUTPUT_KEYS = ("paths.output_dir", "hydra.run.dir", "hydra.sweep.dir")
+# Hydra's informational modes write nothing
+NO_OUTPUT_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve")
+SWEEP_FUNCTIONS = ("choice(", "range(", "interval(", "glob(", "tag(", "sort(", "shuffle(")
+
+
+def _parse(overrides: list[str]) -> dict[str, str]:
+    pairs = {}
+    for arg in overrides:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        pairs[key.lstrip("+~")] = value
+    return pairs
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+def check_group_choices(pairs: dict[str, str]) -> None:
+    for group, noun in GROUP_NOUNS.items():
+        value = pairs.get(group)
+        if value is None or value == "null" or any(f in value for f in SWEEP_FUNCTIONS):
+            continue
+        valid = options(group)
+        for choice in value.split(","):
+            if choice not in valid:
+                raise UserError(f"{group}={choice!r} is unknown: valid {noun} are {', '.join(valid)}")
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _can_create_in(directory: Path) -> bool:
+    # Trying is the only reliable test: permission bits say yes to root on
+    # read-only or virtual file systems.
+    if not directory.is_dir():
+        return False
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=directory, prefix=".lossbench-check-"))
+    except OSError:
+        return False
+    return True
+
+
+def check_output_dirs(pairs: dict[str, str]) -> None:
+    given = [pairs[k] for k in OUTPUT_KEYS if k in pairs and "${" not in pairs[k]]
+    for directory in given or ["results"]:
+        target = Path(directory).expanduser().absolute()
+        existing = _nearest_existing(target)
+        if not _can_create_in(existing):
+            raise UserError(
+                f"cannot write runs under {target}: {existing} is not a writable directory; "
+                f"set paths.output_dir=DIR (default: results/ in the current directory) to one you can write"
+            )
+
+
+def check_command_line(overrides: list[str]) -> None:
+    pairs = _parse(overrides)
+    check_group_choices(pairs)
+    if not any(arg.split("=")[0] in NO_OUTPUT_FLAGS for arg in overrides):
+        check_output_dirs(pairs)
