@@ -71,3 +71,15 @@ def test_supcon_sees_two_views_of_each_image():
     images, labels = next(iter(batches))
     assert images.shape[0] == 64 and torch.equal(labels[:32], labels[32:])
     assert not torch.equal(images[:32], images[32:])  # augmented independently
+
+
+@pytest.mark.parametrize("name", ["ce", "focal", "ldam", "arcface", "l_softmax", "supcon", "balanced_softmax"])
+def test_losses_train_on_cifar_shaped_data(tmp_path, cifar_dir, name):
+    # 3-channel 32x32 images through ResNet-20 (embedding 64), long-tailed counts
+    summary = run_training(
+        compose_train("dataset=cifar10_lt", "dataset.imbalance_ratio=10", "model=resnet20", f"loss={name}",
+                      "trainer.epochs=1", "trainer.batch_size=32", f"paths.data_dir={cifar_dir}"),
+        tmp_path,
+    )
+    assert summary["status"] == "finished" and summary["class_counts"] == [30, 23, 17, 13, 10, 8, 6, 5, 3, 3]
+    assert 0.0 <= summary["final"]["test_acc"] <= 1.0
