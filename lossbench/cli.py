@@ -12,7 +12,8 @@ whether training is healthy.
 commands:
   train    train one run, or a sweep with -m; takes Hydra overrides
            (lossbench train --help lists the config groups and defaults)
-  report   tables of final and best metrics of runs, sweeps or results folders
+  report   curves, comparisons across seeds and a diagnosis of runs, sweeps
+           or results folders (report.html, report.md, runs.csv, PNGs)
   losses   list the losses, or show one loss's formula, knobs and paper
 
 examples:
@@ -31,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("train", help="train (Hydra overrides follow)", add_help=False)
     report = commands.add_parser("report", help="summarise runs")
     report.add_argument("paths", nargs="+", metavar="PATH", help="a run, a multirun or any folder holding runs")
-    report.add_argument("--out", help="write runs.csv here (default: <PATH>/report/ for one path)")
+    report.add_argument("--group-by", default="loss", help="config key to compare by (default: loss; e.g. loss.gamma)")
+    report.add_argument("--baseline", default="ce", help="group to compare the others against, paired by seed (default: ce)")
+    report.add_argument("--out", help="output directory (default: <PATH>/report/ for the first PATH)")
     losses = commands.add_parser("losses", help="list the losses or show one")
     losses.add_argument("name", nargs="?", help="a loss name")
     return parser
@@ -53,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
             print(describe_loss(args.name) if args.name else list_losses())
         elif args.command == "report":
-            from lossbench.report.summary import report_main
+            from lossbench.report.build import report_main
 
-            report_main(args.paths, args.out)
+            report_main(args.paths, args.out, args.group_by, args.baseline)
         else:
             parser.print_help()
     except UserError as e:

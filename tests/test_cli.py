@@ -56,6 +56,7 @@ def test_quick_start_on_digits(tmp_path):
     run = runs[0]
     assert f"run directory: {run}" in result.stdout
     assert "test_acc" in result.stdout and "best (epoch" in result.stdout
+    assert "diagnosis: overfitting" in result.stdout
     assert "epoch" in result.stderr  # the tqdm bar
     with open(run / "metrics.csv", newline="") as f:
         reader = csv.DictReader(f)
@@ -85,6 +86,15 @@ def test_multirun_of_two_jobs(tmp_path):
         with open(sweep / job / "metrics.csv") as f:
             assert len(f.read().strip().splitlines()) == 3
     assert losses == ["ce", "label_smoothing"]
+    report = lossbench("report", str(sweep), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "diagnosis:" in report.stdout and "too_early" in report.stdout
+    assert (sweep / "report" / "report.html").is_file() and (sweep / "report" / "runs.csv").is_file()
+
+
+def test_report_of_an_empty_folder_fails_in_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(lossbench("report", str(tmp_path / "empty"), cwd=tmp_path), "no runs under", "metrics.csv")
 
 
 def test_long_tailed_cifar_through_the_cli(tmp_path, cifar_dir):

@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from lossbench.training.metrics import EpochTally, class_groups, summarize_test
@@ -20,7 +21,7 @@ def test_tally_on_known_numbers():
     labels = torch.tensor([0, 0, 0, 1])
     tally = EpochTally(3, torch.device("cpu"))
     tally.add(probs.log(), labels, torch.tensor(2.0), calibration=True)
-    row, per_class = summarize_test(tally.read(), ["head", "medium", "tail"])
+    row, per_class, bins = summarize_test(tally.read(), ["head", "medium", "tail"])
     assert row["test_acc"] == 0.5
     assert np.allclose(per_class[:2], [2 / 3, 0.0]) and math.isnan(per_class[2])
     assert math.isclose(row["test_balanced_acc"], 1 / 3)
@@ -32,10 +33,13 @@ def test_tally_on_known_numbers():
     assert math.isclose(row["test_ece"], ece, rel_tol=1e-6)
     assert math.isclose(row["test_head_acc"], 2 / 3) and row["test_medium_acc"] == 0.0
     assert math.isnan(row["test_tail_acc"])
+    assert [b["count"] for b in bins if b["count"]] == [1, 1, 2]
+    assert bins[13]["confidence"] == pytest.approx(0.9) and bins[13]["accuracy"] == 0.5
+    assert math.isnan(bins[0]["accuracy"])
 
 
 def test_no_groups_for_balanced_data():
     tally = EpochTally(2, torch.device("cpu"))
     tally.add(torch.tensor([[2.0, 0.0]]), torch.tensor([0]), torch.tensor(0.1), calibration=True)
-    row, _ = summarize_test(tally.read(), None)
+    row, _, _ = summarize_test(tally.read(), None)
     assert row["test_head_acc"] is None and row["test_tail_acc"] is None

@@ -75,7 +75,7 @@ def test_fp16_with_grad_scaler_trains():
     )
     assert trainer.scaler.is_enabled()
     rows = [trainer.train_epoch(e) for e in range(1, 4)]
-    test_row, _ = trainer.evaluate()
+    test_row, _, _ = trainer.evaluate()
     assert all(math.isfinite(r["train_loss"]) for r in rows)
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert test_row["test_acc"] > 0.85

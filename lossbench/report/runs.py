@@ -1,4 +1,5 @@
-"""Finding runs on disk and reading what they wrote."""
+"""Finding runs on disk and reading what they wrote; a run that failed, is still
+running or wrote broken files is read as far as it goes, never dropped."""
 
 import json
 from dataclasses import dataclass, field
@@ -8,18 +9,48 @@ import pandas as pd
 import yaml
 
 from lossbench.errors import UserError
+from lossbench.report.diagnosis import Diagnosis, diagnose
 
 
 @dataclass
 class Run:
     path: Path
+    name: str  # short, unique within the report
     metrics: pd.DataFrame
     summary: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
+    per_class: pd.DataFrame | None = None
+    calibration: pd.DataFrame | None = None
 
     @property
     def status(self) -> str:
         return self.summary.get("status", "unknown")
+
+    def config_value(self, key: str):
+        """A config value by dotted key; a group name (``loss``) means its ``name``."""
+        node = self.config
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node.get("name") if isinstance(node, dict) else node
+
+    @property
+    def label(self) -> str:
+        """The run's name with its command-line overrides, for titles and listings."""
+        shown = " ".join(o for o in self.overrides if not o.startswith(("trainer.progress", "hydra.")))
+        return f"{self.name} ({shown})" if shown else self.name
+
+    @property
+    def seed(self):
+        return self.config_value("seed")
+
+    def diagnosis(self) -> Diagnosis:
+        m = self.metrics
+        if not {"epoch", "train_loss", "test_loss"} <= set(m.columns):
+            return diagnose([], [], [])
+        return diagnose(m["epoch"], m["train_loss"], m["test_loss"], m["test_acc"] if "test_acc" in m else None)
 
 
 def find_run_dirs(paths: list[str]) -> list[Path]:
@@ -29,24 +60,62 @@ def find_run_dirs(paths: list[str]) -> list[Path]:
         root = Path(given)
         if not root.exists():
             raise UserError(f"{root} does not exist: give a run directory, a multirun directory or a folder of runs")
-        found += sorted({p.parent for p in root.rglob("metrics.csv")})
+        found += sorted({p.parent for p in root.rglob("metrics.csv")}, key=lambda p: [_natural(s) for s in p.parts])
     if not found:
-        raise UserError(f"no runs under {', '.join(paths)}: a run directory holds metrics.csv (written by lossbench train)")
+        raise UserError(
+            f"no runs under {', '.join(paths)}: a run directory holds metrics.csv (written by lossbench train)"
+        )
     return found
 
 
-def load_run(path: Path) -> Run:
+def _natural(part: str):
+    return (0, int(part), "") if part.isdigit() else (1, 0, part)
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
     try:
-        metrics = pd.read_csv(path / "metrics.csv")
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+        return pd.read_csv(path)
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+        return None
+
+
+def _read_yaml(path: Path):
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def load_run(path: Path, name: str) -> Run:
+    metrics = _read_csv(path / "metrics.csv")
+    if metrics is None:
         metrics = pd.DataFrame()
-    summary, overrides = {}, []
+    numeric = [c for c in metrics.columns if c != "epoch"]
+    metrics[numeric] = metrics[numeric].apply(pd.to_numeric, errors="coerce")
     try:
         summary = json.loads((path / "summary.json").read_text())
     except (OSError, json.JSONDecodeError):
-        pass
-    try:
-        overrides = yaml.safe_load((path / ".hydra" / "overrides.yaml").read_text()) or []
-    except (OSError, yaml.YAMLError):
-        pass
-    return Run(path, metrics, summary, overrides)
+        summary = {}
+    return Run(
+        path=path,
+        name=name,
+        metrics=metrics,
+        summary=summary,
+        config=_read_yaml(path / ".hydra" / "config.yaml") or {},
+        overrides=_read_yaml(path / ".hydra" / "overrides.yaml") or [],
+        per_class=_read_csv(path / "per_class.csv"),
+        calibration=_read_csv(path / "calibration.csv"),
+    )
+
+
+def load_runs(paths: list[str]) -> list[Run]:
+    dirs = [d.resolve() for d in find_run_dirs(paths)]
+    root = Path(paths[0]).resolve() if len(paths) == 1 else None
+    runs = []
+    for d in dirs:
+        if root is not None and d.is_relative_to(root) and d != root:
+            name = str(d.relative_to(root))
+        else:
+            name = d.name if root is not None else str(d)
+        runs.append(load_run(d, name))
+    return runs

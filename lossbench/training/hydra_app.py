@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from lossbench.config_dir import config_dir
 from lossbench.errors import UserError
+from lossbench.report.diagnosis import Diagnosis
 from lossbench.training.overrides import check_command_line
 from lossbench.training.run import format_summary_table, run_training
 
@@ -20,7 +21,8 @@ def _train_job(cfg: DictConfig):
     except UserError as e:
         print(f"lossbench train: error: {e}", file=sys.stderr)
         raise SystemExit(UserError.exit_code) from None
-    print(f"\n{format_summary_table(summary)}\n\nstatus: {summary['status']}    run directory: {run_dir}")
+    diagnosis = Diagnosis(**summary["diagnosis"]).sentence()
+    print(f"\n{format_summary_table(summary)}\n\ndiagnosis: {diagnosis}\n\nstatus: {summary['status']}    run directory: {run_dir}")
     return summary["best"].get("test_acc")
 
 

@@ -104,8 +104,8 @@ def _mean_present(values: np.ndarray) -> float:
     return float(present.mean()) if present.size else math.nan
 
 
-def summarize_test(sums: dict, groups: list[str] | None) -> dict:
-    """Test columns of a metrics row, and the per-class accuracy."""
+def summarize_test(sums: dict, groups: list[str] | None):
+    """(test columns of a metrics row, per-class accuracy, calibration bins)."""
     n = max(int(sums["seen"].sum()), 1)
     per_class = per_class_accuracy(sums["seen"], sums["correct"])
     row = {
@@ -118,4 +118,23 @@ def summarize_test(sums: dict, groups: list[str] | None) -> dict:
     for name in GROUPS:
         members = [c for c, g in enumerate(groups or []) if g == name]
         row[f"test_{name}_acc"] = _mean_present(per_class[members]) if members else None
-    return row, per_class
+    return row, per_class, reliability_rows(sums)
+
+
+RELIABILITY_COLUMNS = ("bin", "lower", "upper", "count", "confidence", "accuracy")
+
+
+def reliability_rows(sums: dict) -> list[dict]:
+    """The calibration bins: mean confidence and accuracy per equal-width bin (empty bins: NaN)."""
+    rows = []
+    for b in range(ECE_BINS):
+        count = float(sums["bin_count"][b])
+        rows.append({
+            "bin": b,
+            "lower": b / ECE_BINS,
+            "upper": (b + 1) / ECE_BINS,
+            "count": int(count),
+            "confidence": sums["bin_confidence"][b] / count if count else math.nan,
+            "accuracy": sums["bin_correct"][b] / count if count else math.nan,
+        })
+    return rows

@@ -2,6 +2,7 @@
 metrics.csv, per_class.csv, summary.json and last.pt beside Hydra's .hydra/."""
 
 import logging
+from dataclasses import asdict
 import math
 import platform
 import random
@@ -21,10 +22,11 @@ from lossbench.errors import UserError
 from lossbench.losses import build_loss
 from lossbench.losses.class_weights import class_weights
 from lossbench.models import build_model
+from lossbench.report.diagnosis import diagnose
 from lossbench.training.device import device_name, resolve_device, resolve_precision
-from lossbench.training.metrics import METRIC_COLUMNS, class_groups
+from lossbench.training.metrics import METRIC_COLUMNS, RELIABILITY_COLUMNS, class_groups
 from lossbench.training.optim import build_optimizer, build_scheduler
-from lossbench.training.run_files import MetricsCSV, save_checkpoint, write_csv, write_json
+from lossbench.training.run_files import MetricsCSV, format_value, save_checkpoint, write_csv, write_json
 from lossbench.training.trainer import Trainer
 
 log = logging.getLogger("lossbench")
@@ -107,6 +109,13 @@ def _per_class_rows(counts, groups, last, best) -> list[dict]:
         }
         for c in range(len(counts))
     ]
+
+
+def diagnose_rows(rows: list[dict]):
+    return diagnose(
+        [r["epoch"] for r in rows], [r["train_loss"] for r in rows], [r["test_loss"] for r in rows],
+        [r["test_acc"] for r in rows],
+    )
 
 
 def run_training(cfg: DictConfig, run_dir: Path) -> dict:
@@ -195,7 +204,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     write_csv(run_dir / "per_class.csv", _per_class_rows(data.class_counts, groups, None, None)[0].keys(),
               _per_class_rows(data.class_counts, groups, None, None))
     metrics = MetricsCSV(run_dir / "metrics.csv", METRIC_COLUMNS)
-    best_acc, best_per_class = -1.0, None
+    best_acc, best_per_class, rows = -1.0, None, []
     try:
         from tqdm.auto import tqdm
 
@@ -206,13 +215,17 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
                 loss_fn.set_class_weight(drw_weights.to(device))
                 log.info("deferred re-weighting from epoch %d: class weights %s", epoch, drw_weights.tolist())
             row = {"epoch": epoch, **trainer.train_epoch(epoch)}
-            test_row, per_class = trainer.evaluate()
+            test_row, per_class, reliability = trainer.evaluate()
             row.update(test_row)
             metrics.append(row)
+            rows.append(row)
             if row["test_acc"] > best_acc:
                 best_acc, best_per_class = row["test_acc"], per_class
                 summary["best"], summary["best_epoch"] = row, epoch
             summary.update(final=row, epochs_completed=epoch, wall_time_s=time.perf_counter() - started)
+            write_csv(run_dir / "calibration.csv", RELIABILITY_COLUMNS, [
+                {k: format_value(v) for k, v in r.items()} for r in reliability
+            ])
             write_csv(run_dir / "per_class.csv", ("class", "train_count", "group", "test_acc_last", "test_acc_best"),
                       _per_class_rows(data.class_counts, groups, per_class, best_per_class))
             save_checkpoint(run_dir / "last.pt", {
@@ -239,6 +252,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
         raise
     finally:
         metrics.close()
+        summary["diagnosis"] = asdict(diagnose_rows(rows))
         summary["wall_time_s"] = time.perf_counter() - started
         summary["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         write_json(run_dir / "summary.json", summary)

@@ -1,0 +1,108 @@
+"""Runs grouped by a config key with seeds pooled: means, standard deviations,
+a ranking, and per-seed paired differences against a baseline group."""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from lossbench.report.runs import Run
+
+METRICS = ("test_acc", "test_balanced_acc", "test_tail_acc", "test_ece", "test_nll")
+CONFIDENCE = 0.95
+
+
+def run_metrics(run: Run) -> dict:
+    """final_<metric> (last epoch) and best_<metric> (at the epoch of best test accuracy)."""
+    m = run.metrics
+    out = {"epochs": len(m)}
+    if "test_acc" not in m or not m["test_acc"].notna().any():
+        return out
+    best_index = m["test_acc"].idxmax()
+    out["best_epoch"] = int(m["epoch"].loc[best_index])
+    for metric in METRICS:
+        if metric in m and m[metric].notna().any():
+            out[f"final_{metric}"] = float(m[metric].iloc[-1])
+            out[f"best_{metric}"] = float(m[metric].loc[best_index])
+    return out
+
+
+def group_label(run: Run, key: str) -> str:
+    value = run.config_value(key)
+    return "?" if value is None else str(value)
+
+
+def summarize_groups(runs: list[Run], key: str) -> pd.DataFrame:
+    """One row per group: n runs, mean and sample standard deviation of each metric."""
+    rows = []
+    labels = list(dict.fromkeys(group_label(r, key) for r in runs))
+    for label in labels:
+        members = [run_metrics(r) for r in runs if group_label(r, key) == label]
+        row = {key: label, "runs": len(members)}
+        for stage in ("final", "best"):
+            for metric in METRICS:
+                values = np.array([m[f"{stage}_{metric}"] for m in members if f"{stage}_{metric}" in m], dtype=float)
+                if len(values):
+                    row[f"{stage}_{metric}_mean"] = float(values.mean())
+                    row[f"{stage}_{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if "best_test_acc_mean" in table:
+        table = table.sort_values("best_test_acc_mean", ascending=False, kind="stable").reset_index(drop=True)
+        table.insert(0, "rank", range(1, len(table) + 1))
+    return table
+
+
+@dataclass
+class PairedDifference:
+    group: str
+    metric: str
+    n: int
+    mean: float
+    std: float
+    low: float
+    high: float
+    verdict: str
+
+
+def _pairing_key(run: Run, key: str) -> tuple:
+    """What must match for two runs to be a pair: every override but the grouping key."""
+    group_prefix = key.split(".")[0]
+    others = tuple(sorted(o for o in run.overrides if not o.lstrip("+~").startswith((key + "=", group_prefix + "=", group_prefix + "."))))
+    return others or (("seed", run.seed),)
+
+
+def paired_differences(runs: list[Run], key: str, baseline: str, metric: str = "best_test_acc") -> list[PairedDifference]:
+    """Per pair (same seed and settings), ``metric`` of the group minus the baseline's;
+    the mean with a ``CONFIDENCE`` t-interval."""
+    base = {_pairing_key(r, key): run_metrics(r).get(metric) for r in runs if group_label(r, key) == baseline}
+    results = []
+    for label in dict.fromkeys(group_label(r, key) for r in runs):
+        if label == baseline:
+            continue
+        diffs = []
+        for r in runs:
+            if group_label(r, key) != label:
+                continue
+            value, reference = run_metrics(r).get(metric), base.get(_pairing_key(r, key))
+            if value is not None and reference is not None:
+                diffs.append(value - reference)
+        results.append(paired_interval(label, metric, np.array(diffs, dtype=float)))
+    return results
+
+
+def paired_interval(label: str, metric: str, diffs: np.ndarray) -> PairedDifference:
+    n = len(diffs)
+    if n < 2:
+        mean = float(diffs.mean()) if n else math.nan
+        return PairedDifference(label, metric, n, mean, math.nan, math.nan, math.nan, "too few seeds to tell (need 2 or more pairs)")
+    mean, std = float(diffs.mean()), float(diffs.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
+    low, high = mean - half, mean + half
+    if low <= 0 <= high:
+        verdict = "not significant"
+    else:
+        verdict = "better than the baseline" if mean > 0 else "worse than the baseline"
+    return PairedDifference(label, metric, n, mean, std, low, high, verdict)

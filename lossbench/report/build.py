@@ -1,0 +1,121 @@
+"""``lossbench report``: pictures, tables and a diagnosis of runs, sweeps or
+folders of runs, written as report.md, report.html, runs.csv and PNGs."""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from lossbench.errors import UserError
+from lossbench.report import figures
+from lossbench.report.aggregate import PairedDifference, paired_differences, run_metrics, summarize_groups
+from lossbench.report.render import render_html, render_markdown
+from lossbench.report.runs import Run, load_runs
+
+
+@dataclass
+class Report:
+    runs: list[Run]
+    runs_table: pd.DataFrame
+    groups: pd.DataFrame
+    paired: list[PairedDifference]
+    group_by: str
+    baseline: str | None
+    images: dict[str, Path]  # title -> PNG
+    out_dir: Path
+
+
+def _override_values(run: Run) -> dict:
+    values = {}
+    for override in run.overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        values[key] = value
+    return values
+
+
+def runs_table(runs: list[Run]) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        d = run.diagnosis()
+        rows.append({
+            "run": str(run.path),
+            "status": run.status,
+            **_override_values(run),
+            **run_metrics(run),
+            "diagnosis": d.label,
+            "diagnosis_onset_epoch": d.onset_epoch,
+        })
+    return pd.DataFrame(rows)
+
+
+def _image_name(run: Run) -> str:
+    return "run_" + "".join(c if c.isalnum() or c in "-_" else "_" for c in run.name) + ".png"
+
+
+def build_report(paths: list[str], out: str | None, group_by: str = "loss", baseline: str | None = "ce") -> Report:
+    runs = load_runs(paths)
+    out_dir = Path(out) if out else Path(paths[0]) / "report"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write the report into {out_dir}: {e.strerror or e}; choose another with --out DIR") from None
+    groups = summarize_groups(runs, group_by)
+    labels = set(groups[group_by]) if len(groups) else set()
+    if baseline is not None and baseline not in labels:
+        baseline = None
+    paired = paired_differences(runs, group_by, baseline) if baseline else []
+    images = {}
+    try:
+        if len(runs) > 1:
+            images["test accuracy and NLL by group"] = figures.save(
+                figures.mean_curves_figure(runs, group_by), out_dir / "comparison_curves.png")
+            images["final and best test accuracy by group"] = figures.save(
+                figures.bar_figure(groups, group_by), out_dir / "comparison_bar.png")
+        for run in runs:
+            images[run.name] = figures.save(figures.run_figure(run), out_dir / _image_name(run))
+        table = runs_table(runs)
+        table.to_csv(out_dir / "runs.csv", index=False)
+        report = Report(runs, table, groups, paired, group_by, baseline, images, out_dir)
+        (out_dir / "report.md").write_text(render_markdown(report))
+        (out_dir / "report.html").write_text(render_html(report))
+    except OSError as e:
+        raise UserError(f"cannot write the report into {out_dir}: {e.strerror or e}; choose another with --out DIR") from None
+    return report
+
+
+def _fmt(value, digits=4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def console_summary(report: Report) -> str:
+    lines = [f"{len(report.runs)} runs: " + ", ".join(
+        f"{n} {s}" for s, n in pd.Series([r.status for r in report.runs]).value_counts().items())]
+    g = report.groups
+    if len(g):
+        lines.append(f"\nby {report.group_by} (mean ± std over runs; best = epoch of best test accuracy):")
+        for _, row in g.iterrows():
+            lines.append(
+                f"  {row.get('rank', '-')}. {row[report.group_by]:<20} runs {row['runs']:>2}  "
+                f"best acc {_fmt(row.get('best_test_acc_mean'))} ± {_fmt(row.get('best_test_acc_std'))}  "
+                f"final acc {_fmt(row.get('final_test_acc_mean'))} ± {_fmt(row.get('final_test_acc_std'))}"
+            )
+    if report.paired:
+        lines.append(f"\nagainst {report.group_by}={report.baseline} (paired by seed, best test accuracy, 95% CI):")
+        for p in report.paired:
+            lines.append(f"  {p.group:<20} {p.n} pairs  diff {_fmt(p.mean)} [{_fmt(p.low)}, {_fmt(p.high)}]  {p.verdict}")
+    lines.append("\ndiagnosis:")
+    for run in report.runs:
+        d = run.diagnosis()
+        onset = f" since epoch {d.onset_epoch}" if d.onset_epoch is not None else ""
+        lines.append(f"  {run.label:<40} [{run.status}] {d.label}{onset}")
+    lines.append(f"\nwrote {report.out_dir / 'report.html'}, report.md, runs.csv and {len(report.images)} figures")
+    return "\n".join(lines)
+
+
+def report_main(paths: list[str], out: str | None, group_by: str = "loss", baseline: str | None = "ce") -> Report:
+    report = build_report(paths, out, group_by, baseline)
+    print(console_summary(report))
+    return report

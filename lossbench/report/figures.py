@@ -1,0 +1,152 @@
+"""The report's figures. Each function returns a matplotlib Figure (so its
+plotted data can be checked) that ``save`` writes as a PNG."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from lossbench.report.aggregate import group_label  # noqa: E402
+from lossbench.report.runs import Run  # noqa: E402
+
+GROUP_COLORS = {"head": "tab:blue", "medium": "tab:orange", "tail": "tab:red", "": "tab:gray"}
+
+
+def _plot_columns(ax, metrics: pd.DataFrame, columns: dict[str, str], title: str, ylabel: str) -> None:
+    for column, label in columns.items():
+        if column in metrics and metrics[column].notna().any():
+            ax.plot(metrics["epoch"], metrics[column], label=label)
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    if ax.lines:
+        ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+
+
+def run_figure(run: Run) -> plt.Figure:
+    """Loss curves, accuracy curves, learning rate, per-class accuracy, reliability diagram."""
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    m = run.metrics
+    _plot_columns(axes[0, 0], m, {"train_loss": "train objective", "test_loss": "test objective", "test_nll": "test NLL"},
+                  "losses", "loss")
+    _plot_columns(axes[0, 1], m, {"train_acc": "train", "test_acc": "test", "test_balanced_acc": "test balanced"},
+                  "accuracy", "accuracy")
+    _plot_columns(axes[0, 2], m, {"lr": "learning rate"}, "learning rate", "lr")
+    per_class_axes(axes[1, 0], run)
+    reliability_axes(axes[1, 1], run)
+    axes[1, 2].axis("off")
+    axes[1, 2].text(0, 0.5, _run_caption(run), fontsize=9, va="center", family="monospace", wrap=True)
+    fig.suptitle(f"{run.label}  [{run.status}]")
+    fig.tight_layout()
+    return fig
+
+
+def _run_caption(run: Run) -> str:
+    d = run.diagnosis()
+    lines = [f"status: {run.status}", f"epochs: {len(run.metrics)}", f"diagnosis: {d.label}"]
+    if d.onset_epoch is not None:
+        lines.append(f"phase began: epoch {d.onset_epoch}")
+    if d.best_epoch is not None:
+        lines.append(f"best epoch: {d.best_epoch}")
+    lines += [f"  {o}" for o in run.overrides[:8]]
+    return "\n".join(lines)
+
+
+def per_class_axes(ax, run: Run) -> None:
+    """Last-epoch test accuracy per class, classes ordered by training count (most first)."""
+    ax.set_title("per-class test accuracy (last epoch)")
+    pc = run.per_class
+    if pc is None or "test_acc_last" not in pc or not pc["test_acc_last"].notna().any():
+        ax.text(0.5, 0.5, "no per-class data", ha="center", va="center")
+        return
+    pc = pc.sort_values("train_count", ascending=False, kind="stable")
+    groups = pc["group"].fillna("").astype(str) if "group" in pc else pd.Series([""] * len(pc))
+    ax.bar(range(len(pc)), pc["test_acc_last"], color=[GROUP_COLORS.get(g, "tab:gray") for g in groups])
+    ax.set_xticks(range(len(pc)), [str(c) for c in pc["class"]], fontsize="x-small", rotation=90 if len(pc) > 20 else 0)
+    ax.set_xlabel("class (by training count, most first)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    handles = [Patch(color=GROUP_COLORS[g], label=g) for g in ("head", "medium", "tail") if (groups == g).any()]
+    if handles:
+        ax.legend(handles=handles, fontsize="small", loc="lower left")
+
+
+def reliability_axes(ax, run: Run) -> None:
+    """Accuracy against confidence per bin (last epoch), with the ECE in the title."""
+    cal = run.calibration
+    ece = run.metrics["test_ece"].iloc[-1] if "test_ece" in run.metrics and len(run.metrics) else np.nan
+    ax.set_title(f"reliability (last epoch), ECE = {ece:.4f}")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
+    if cal is not None and {"lower", "upper", "accuracy", "count"} <= set(cal.columns):
+        filled = cal[cal["count"] > 0]
+        ax.bar(filled["lower"], filled["accuracy"], width=filled["upper"] - filled["lower"], align="edge",
+               edgecolor="black", alpha=0.7, label="accuracy")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize="small", loc="upper left")
+
+
+def mean_curves_figure(runs: list[Run], key: str, columns=("test_acc", "test_nll")) -> plt.Figure:
+    """Per group, the mean curve over its runs with a band of one standard deviation."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(6 * len(columns), 4.5), squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        for label in dict.fromkeys(group_label(r, key) for r in runs):
+            mean, std, epochs = mean_curve([r for r in runs if group_label(r, key) == label], column)
+            if mean is None:
+                continue
+            (line,) = ax.plot(epochs, mean, label=f"{key}={label}")
+            ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        ax.set_title(f"{column}: mean over runs, band = 1 std")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(column)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def mean_curve(runs: list[Run], column: str):
+    """(mean, std, epochs) over the epochs every run has reached; std is 0 for one run."""
+    series = [r.metrics.set_index("epoch")[column] for r in runs if column in r.metrics and len(r.metrics)]
+    if not series:
+        return None, None, None
+    table = pd.concat(series, axis=1, join="inner")
+    std = table.std(axis=1, ddof=1).fillna(0.0) if table.shape[1] > 1 else table.iloc[:, 0] * 0.0
+    return table.mean(axis=1).to_numpy(), std.to_numpy(), table.index.to_numpy()
+
+
+def bar_figure(groups: pd.DataFrame, key: str) -> plt.Figure:
+    """Final and best test accuracy per group: mean with a one-std error bar."""
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(groups) + 2), 4.5))
+    x = np.arange(len(groups))
+    for offset, stage in ((-0.2, "final"), (0.2, "best")):
+        mean = groups.get(f"{stage}_test_acc_mean")
+        if mean is None:
+            continue
+        std = groups[f"{stage}_test_acc_std"].fillna(0.0)
+        ax.bar(x + offset, mean, width=0.4, yerr=std, capsize=3, label=f"{stage} test accuracy")
+    ax.set_xticks(x, [str(v) for v in groups[key]])
+    ax.set_xlabel(key)
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize="small")
+    ax.set_title("test accuracy by group (mean, error bar = 1 std)")
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,112 @@
+"""report.md (pictures beside it) and report.html (one self-contained file:
+pictures embedded, opens offline)."""
+
+import base64
+import html
+import math
+
+import pandas as pd
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def comparison_table(report) -> pd.DataFrame:
+    g = report.groups
+    if not len(g):
+        return pd.DataFrame()
+    table = pd.DataFrame({"rank": g.get("rank"), report.group_by: g[report.group_by], "runs": g["runs"]})
+    for stage in ("best", "final"):
+        for metric, title in (("test_acc", "acc"), ("test_balanced_acc", "balanced acc"), ("test_tail_acc", "tail acc"),
+                              ("test_ece", "ECE"), ("test_nll", "NLL")):
+            mean = g.get(f"{stage}_{metric}_mean")
+            if mean is None:
+                continue
+            std = g[f"{stage}_{metric}_std"]
+            table[f"{stage} {title}"] = [f"{_fmt(m)} ± {_fmt(s)}" for m, s in zip(mean, std)]
+    return table
+
+
+def paired_table(report) -> pd.DataFrame:
+    return pd.DataFrame([
+        {report.group_by: p.group, "pairs": p.n, "mean difference": _fmt(p.mean),
+         "95% CI": f"[{_fmt(p.low)}, {_fmt(p.high)}]", "verdict": p.verdict}
+        for p in report.paired
+    ])
+
+
+def diagnosis_table(report) -> pd.DataFrame:
+    rows = []
+    for run in report.runs:
+        d = run.diagnosis()
+        rows.append({
+            "run": run.label, "status": run.status, "diagnosis": d.label,
+            "phase began (epoch)": _fmt(d.onset_epoch), "best epoch": _fmt(d.best_epoch),
+            "window": f"{d.window[0]}-{d.window[1]}" if d.window else "-",
+            "train loss slope": _fmt(d.train_slope), "test loss slope": _fmt(d.test_slope), "advice": d.advice,
+        })
+    return pd.DataFrame(rows)
+
+
+def _sections(report):
+    """(title, intro, table or None, image titles) in report order."""
+    statuses = pd.Series([r.status for r in report.runs]).value_counts()
+    intro = f"{len(report.runs)} runs ({', '.join(f'{n} {s}' for s, n in statuses.items())}). " \
+            "Best = the epoch of best test accuracy; ± is the standard deviation over runs."
+    yield "Comparison", f"Grouped by `{report.group_by}`, seeds pooled. " + intro, comparison_table(report), [
+        t for t in report.images if t in ("final and best test accuracy by group", "test accuracy and NLL by group")]
+    if report.paired:
+        yield (f"Against {report.group_by}={report.baseline}",
+               "Per-seed paired difference of best test accuracy with a 95% t-interval.", paired_table(report), [])
+    yield "Diagnosis", "From the trends of train and test loss over the recent window (SPEC heuristics).", \
+        diagnosis_table(report), []
+    yield "Runs", "", None, [run.name for run in report.runs]
+
+
+def render_markdown(report) -> str:
+    parts = ["# lossbench report\n"]
+    for title, intro, table, images in _sections(report):
+        parts.append(f"## {title}\n\n{intro}\n")
+        if table is not None and len(table):
+            parts.append(table.to_markdown(index=False) if _has_tabulate() else _markdown_table(table))
+            parts.append("")
+        for name in images:
+            parts.append(f"![{name}]({report.images[name].name})\n")
+    return "\n".join(parts) + "\n"
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _markdown_table(table: pd.DataFrame) -> str:
+    cells = [[str(c) for c in table.columns]] + [[_fmt(v) if not isinstance(v, str) else v for v in row]
+                                                 for row in table.itertuples(index=False)]
+    lines = ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    lines.insert(1, "|" + "---|" * len(table.columns))
+    return "\n".join(lines) + "\n"
+
+
+def render_html(report) -> str:
+    body = []
+    for title, intro, table, images in _sections(report):
+        body.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(intro)}</p>")
+        if table is not None and len(table):
+            body.append(table.to_html(index=False, escape=True, classes="table", na_rep="-"))
+        for name in images:
+            data = base64.b64encode(report.images[name].read_bytes()).decode("ascii")
+            body.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+                        f"<figcaption>{html.escape(name)}</figcaption></figure>")
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:90%}img{max-width:100%}")
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>lossbench report</title>"
+            f"<style>{style}</style></head><body><h1>lossbench report</h1>{''.join(body)}</body></html>\n")
