@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("paths", nargs="+", metavar="PATH", help="a run, a multirun or any folder holding runs")
     report.add_argument("--group-by", default="loss", help="config key to compare by (default: loss; e.g. loss.gamma)")
     report.add_argument("--baseline", default="ce", help="group to compare the others against, paired by seed (default: ce)")
-    report.add_argument("--out", help="output directory (default: <PATH>/report/ for the first PATH)")
+    report.add_argument("--out", help="output directory (default: PATH/report/ for one PATH, ./report/ for several)")
     losses = commands.add_parser("losses", help="list the losses or show one")
     losses.add_argument("name", nargs="?", help="a loss name")
     return parser

@@ -121,7 +121,7 @@ def test_existing_run_is_not_overwritten(tmp_path):
     [
         ("trainer.epochs=0", "trainer.epochs=0 is invalid"),
         ("trainer.batch_size=5000", "trainer.batch_size=5000 is larger than the training set (1437 images)"),
-        ("optim.lr=-1", "optim.lr=-1 is invalid: it must be > 0"),
+        ("optim.lr=-1", "optim.lr=-1 is invalid: it must be in (0, inf)"),
         ("trainer.precision=fp8", "trainer.precision='fp8' is invalid: valid values are auto, fp32, bf16, fp16"),
     ],
 )

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lossbench.checks import check_number
 from lossbench.errors import UserError
 from lossbench.losses.reduction import check_reduction, reduce_loss
 
@@ -22,16 +23,10 @@ def wide(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype == torch.float64 else x.float()
 
 
-def check_range(key: str, value, low=None, high=None, low_inclusive=True, high_inclusive=True, why: str = ""):
-    """``value`` if it lies in the interval, else a UserError naming the knob and the interval."""
-    too_low = low is not None and (value < low if low_inclusive else value <= low)
-    too_high = high is not None and (value > high if high_inclusive else value >= high)
-    if value is None or too_low or too_high:
-        left = "-inf" if low is None else f"{low:g}"
-        right = "inf" if high is None else f"{high:g}"
-        interval = f"{'[' if low_inclusive and low is not None else '('}{left}, {right}{']' if high_inclusive and high is not None else ')'}"
-        raise UserError(f"loss.{key}={value} is invalid: it must be in {interval}{why}")
-    return value
+def check_range(key: str, value, low=None, high=None, low_inclusive=True, high_inclusive=True, why: str = "",
+                integer: bool = False):
+    """A loss knob: a number in the interval (see ``lossbench.checks.check_number``)."""
+    return check_number(f"loss.{key}", value, low, high, low_inclusive, high_inclusive, integer, why)
 
 
 def require_counts(name: str, class_counts) -> torch.Tensor:

@@ -4,6 +4,7 @@ effective number ``(1 - beta) / (1 - beta^n_c)``, normalised to sum to K."""
 
 import torch
 
+from lossbench.checks import check_number
 from lossbench.errors import UserError
 
 SCHEMES = ("inverse", "effective")
@@ -12,8 +13,7 @@ SCHEMES = ("inverse", "effective")
 def class_weights(class_counts, scheme: str = "effective", beta: float = 0.9999) -> torch.Tensor:
     if scheme not in SCHEMES:
         raise UserError(f"loss.scheme={scheme!r} is invalid: valid schemes are {', '.join(SCHEMES)}")
-    if not 0.0 <= beta < 1.0:
-        raise UserError(f"loss.beta={beta} is invalid: it must be in [0, 1)")
+    check_number("loss.beta", beta, 0.0, 1.0, high_inclusive=False)
     counts = torch.as_tensor(list(class_counts), dtype=torch.float64)
     if (counts <= 0).any():
         raise UserError(f"class weights need every class in the training set: class counts {list(class_counts)}")

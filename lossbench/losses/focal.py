@@ -39,7 +39,12 @@ class FocalLoss(ClassificationLoss):
             if class_counts is None:
                 raise UserError(f"loss.alpha={alpha} needs the training set's class counts")
             return class_weights(class_counts, alpha)
-        values = torch.as_tensor(alpha, dtype=torch.float32)
+        if isinstance(alpha, bool):
+            raise UserError(f"loss.alpha={alpha!r} is invalid: use a number, one per class, or {' | '.join(SCHEMES)}")
+        try:
+            values = torch.as_tensor(list(alpha) if not isinstance(alpha, (int, float)) else alpha, dtype=torch.float32)
+        except (TypeError, ValueError):
+            raise UserError(f"loss.alpha={alpha!r} is invalid: use a number, one per class, or {' | '.join(SCHEMES)}") from None
         if values.ndim == 1 and num_classes is not None and len(values) != num_classes:
             raise UserError(f"loss.alpha has {len(values)} values: it needs one per class ({num_classes})")
         if (values <= 0).any():

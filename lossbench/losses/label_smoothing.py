@@ -9,6 +9,7 @@ for Computer Vision"): cross entropy against a softened target distribution,
 import torch
 import torch.nn.functional as F
 
+from lossbench.checks import check_flag
 from lossbench.losses.base import ClassificationLoss, check_range, wide
 from lossbench.losses.reduction import target_log_prob
 
@@ -23,7 +24,7 @@ class LabelSmoothing(ClassificationLoss):
     def __init__(self, smoothing: float = 0.1, exclusive: bool = False, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(weight, ignore_index, reduction)
         self.smoothing = float(check_range("smoothing", smoothing, 0.0, 1.0, high_inclusive=False))
-        self.exclusive = bool(exclusive)
+        self.exclusive = check_flag("loss.exclusive", exclusive)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         log_probs = F.log_softmax(wide(logits), dim=1)

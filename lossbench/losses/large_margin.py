@@ -20,7 +20,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lossbench.errors import UserError
 from lossbench.losses.base import ClassificationLoss, check_range, wide
 from lossbench.losses.heads import new_class_weight
 
@@ -56,9 +55,7 @@ class LSoftmax(ClassificationLoss):
                  lambda_min: float = 0.0, lambda_gamma: float = 0.12, lambda_power: float = 1.0, weight=None,
                  ignore_index=-100, reduction="mean"):
         super().__init__(weight, ignore_index, reduction)
-        if int(m) != m:
-            raise UserError(f"loss.m={m} is invalid: it must be an integer in [1, 8]")
-        self.m = int(check_range("m", m, 1, 8))
+        self.m = check_range("m", m, 1, 8, integer=True)
         self.lambda_base = float(check_range("lambda_base", lambda_base, 0.0))
         self.lambda_min = float(check_range("lambda_min", lambda_min, 0.0))
         self.lambda_gamma = float(check_range("lambda_gamma", lambda_gamma, 0.0))

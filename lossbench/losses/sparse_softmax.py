@@ -17,7 +17,7 @@ class SparseSoftmax(ClassificationLoss):
     def __init__(self, num_classes: int | None = None, k: int = 10, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(weight, ignore_index, reduction)
         high = num_classes if num_classes is not None else None
-        self.k = int(check_range("k", k, 1, high, why=f" (the number of classes is {num_classes})" if high else ""))
+        self.k = check_range("k", k, 1, high, why=f" (the number of classes is {num_classes})" if high else "", integer=True)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = wide(logits)

@@ -52,7 +52,7 @@ class SupConLoss(ClassificationLoss):
             raise UserError("loss supcon owns the classifier and projection head: it needs num_classes and embedding_dim")
         self.temperature = float(check_range("temperature", temperature, 0.0, low_inclusive=False))
         self.lam = float(check_range("lam", lam, 0.0))
-        projection_dim = int(check_range("projection_dim", projection_dim, 1))
+        projection_dim = check_range("projection_dim", projection_dim, 1, integer=True)
         self.classifier = nn.Linear(embedding_dim, num_classes)
         self.projection = nn.Sequential(
             nn.Linear(embedding_dim, embedding_dim), nn.ReLU(inplace=True), nn.Linear(embedding_dim, projection_dim)

@@ -35,6 +35,7 @@ def _override_values(run: Run) -> dict:
 
 
 def runs_table(runs: list[Run]) -> pd.DataFrame:
+    """One row per run; integer columns stay integers even where a run lacks them."""
     rows = []
     for run in runs:
         d = run.diagnosis()
@@ -46,7 +47,11 @@ def runs_table(runs: list[Run]) -> pd.DataFrame:
             "diagnosis": d.label,
             "diagnosis_onset_epoch": d.onset_epoch,
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    for column in ("epochs", "best_epoch", "diagnosis_onset_epoch"):
+        if column in table:
+            table[column] = table[column].astype("Int64")
+    return table
 
 
 def _image_name(run: Run) -> str:
@@ -55,7 +60,8 @@ def _image_name(run: Run) -> str:
 
 def build_report(paths: list[str], out: str | None, group_by: str = "loss", baseline: str | None = "ce") -> Report:
     runs = load_runs(paths)
-    out_dir = Path(out) if out else Path(paths[0]) / "report"
+    # one path: the report sits beside its runs; several: in the current directory
+    out_dir = Path(out) if out else (Path(paths[0]) / "report" if len(paths) == 1 else Path("report"))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -75,7 +81,7 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
         for run in runs:
             images[run.name] = figures.save(figures.run_figure(run), out_dir / _image_name(run))
         table = runs_table(runs)
-        table.to_csv(out_dir / "runs.csv", index=False)
+        table.to_csv(out_dir / "runs.csv", index=False, na_rep="")
         report = Report(runs, table, groups, paired, group_by, baseline, images, out_dir)
         (out_dir / "report.md").write_text(render_markdown(report))
         (out_dir / "report.html").write_text(render_html(report))

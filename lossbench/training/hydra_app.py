@@ -1,10 +1,14 @@
 """The Hydra application behind ``lossbench train``."""
 
+import json
+import shutil
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lossbench.config_dir import config_dir
@@ -12,25 +16,65 @@ from lossbench.errors import UserError
 from lossbench.report.diagnosis import Diagnosis
 from lossbench.training.overrides import check_command_line
 from lossbench.training.run import format_summary_table, run_training
+from lossbench.training.run_files import write_json
+
+# Exit codes: 2 for the user's mistakes, 1 for a run that diverged or failed,
+# 130 for an interruption (as a shell reports Ctrl-C).
+EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+HYDRA_FILES = {".hydra", "train.log"}
+
+
+def _error(message: str) -> None:
+    print(f"lossbench train: error: {message}", file=sys.stderr)
+
+
+def _record_failure(run_dir: Path, message: str) -> None:
+    """In a sweep, a job that cannot run says so in its summary.json, for the report."""
+    path = run_dir / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        summary = {}
+    summary.update(status="failed", error=message)
+    write_json(path, summary)
 
 
 def _train_job(cfg: DictConfig):
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         summary = run_training(cfg, run_dir)
     except UserError as e:
-        print(f"lossbench train: error: {e}", file=sys.stderr)
+        _error(str(e))
+        if sweeping:
+            _record_failure(run_dir, str(e))
+            return None
+        if {p.name for p in run_dir.iterdir()} <= HYDRA_FILES:
+            # nothing of ours was written: leave no empty run behind
+            shutil.rmtree(run_dir, ignore_errors=True)
         raise SystemExit(UserError.exit_code) from None
+    except KeyboardInterrupt:
+        _error(f"interrupted; what was written so far is in {run_dir} (summary.json says interrupted)")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except Exception as e:  # a bug or an environment failure: in a sweep, the other jobs go on
+        if not sweeping:
+            raise
+        _error(f"{run_dir}: {type(e).__name__}: {e}")
+        traceback.print_exc()
+        _record_failure(run_dir, f"{type(e).__name__}: {e}")
+        return None
     diagnosis = Diagnosis(**summary["diagnosis"]).sentence()
     print(f"\n{format_summary_table(summary)}\n\ndiagnosis: {diagnosis}\n\nstatus: {summary['status']}    run directory: {run_dir}")
+    if summary["status"] != "finished" and not sweeping:
+        raise SystemExit(EXIT_FAILED)
     return summary["best"].get("test_acc")
 
 
 def train_main(overrides: list[str]) -> None:
     try:
-        check_command_line(overrides)
+        overrides = check_command_line(overrides)
     except UserError as e:
-        print(f"lossbench train: error: {e}", file=sys.stderr)
+        _error(str(e))
         raise SystemExit(UserError.exit_code) from None
     # Hydra reads its command line from sys.argv; argv[0] names the app in its messages.
     sys.argv = ["lossbench train", *overrides]

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import yaml
+
 from lossbench.config_dir import config_dir
 from lossbench.errors import UserError
 
@@ -75,8 +77,50 @@ def check_output_dirs(pairs: dict[str, str]) -> None:
             )
 
 
-def check_command_line(overrides: list[str]) -> None:
+def _is_sweep(value: str) -> bool:
+    return "," in value or any(f in value for f in SWEEP_FUNCTIONS)
+
+
+def _chosen_losses(pairs: dict[str, str]) -> list[str]:
+    """The loss(es) a command line trains with: given, swept, from an experiment, or the default."""
+    if "loss" in pairs:
+        return [v for v in pairs["loss"].split(",")] if not any(f in pairs["loss"] for f in SWEEP_FUNCTIONS) else []
+    for group in ("experiment", "hparams_search"):
+        if group in pairs and not _is_sweep(pairs[group]):
+            defaults = (yaml.safe_load((config_dir() / group / f"{pairs[group]}.yaml").read_text()) or {}).get("defaults", [])
+            for entry in defaults:
+                if isinstance(entry, dict) and "override /loss" in entry:
+                    return [entry["override /loss"]]
+    return ["ce"]
+
+
+def loss_knob_overrides(overrides: list[str]) -> list[str]:
+    """``loss.KNOB=V`` checked against the chosen loss's knobs; a knob that its
+    config file does not list (weight, reduction, ...) is added with ``++``."""
+    from lossbench.losses import LOSSES, knob_defaults
+
+    losses = [name for name in _chosen_losses(_parse(overrides)) if name in LOSSES]
+    rewritten = []
+    for arg in overrides:
+        key = arg.split("=", 1)[0]
+        if arg.startswith("-") or "=" not in arg or not key.startswith("loss.") or key.count(".") != 1:
+            rewritten.append(arg)
+            continue
+        knob = key.split(".", 1)[1]
+        owners = [name for name in losses if knob in knob_defaults(name)]
+        if losses and not owners:
+            name = losses[0]
+            valid = ", ".join(knob_defaults(name))
+            raise UserError(f"loss.{knob} is not a knob of {name}: its knobs are {valid}")
+        listed = all(knob in (yaml.safe_load((config_dir() / "loss" / f"{name}.yaml").read_text()) or {}) for name in owners)
+        rewritten.append(arg if listed else "++" + arg)
+    return rewritten
+
+
+def check_command_line(overrides: list[str]) -> list[str]:
+    """The command line, checked; returns it with loss knobs made addable."""
     pairs = _parse(overrides)
     check_group_choices(pairs)
     if not any(arg.split("=")[0] in NO_OUTPUT_FLAGS for arg in overrides):
         check_output_dirs(pairs)
+    return loss_knob_overrides(overrides)

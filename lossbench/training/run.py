@@ -26,8 +26,9 @@ from lossbench.report.diagnosis import diagnose
 from lossbench.training.device import device_name, resolve_device, resolve_precision
 from lossbench.training.metrics import METRIC_COLUMNS, RELIABILITY_COLUMNS, class_groups
 from lossbench.training.optim import build_optimizer, build_scheduler
-from lossbench.training.run_files import MetricsCSV, format_value, save_checkpoint, write_csv, write_json
+from lossbench.training.run_files import MetricsCSV, format_value, save_checkpoint, write_csv, write_json, write_text
 from lossbench.training.trainer import Trainer
+from lossbench.training.validate import loss_knobs, validate_config
 
 log = logging.getLogger("lossbench")
 
@@ -35,20 +36,8 @@ log = logging.getLogger("lossbench")
 SUMMARY_METRICS = ("train_loss", "train_acc", "test_loss", "test_nll", "test_acc", "test_balanced_acc", "test_tail_acc", "test_ece")
 
 
-def _check_trainer_values(cfg) -> None:
-    for key in ("epochs", "batch_size", "eval_batch_size"):
-        value = cfg.trainer[key]
-        if not isinstance(value, int) or value < 1:
-            raise UserError(f"trainer.{key}={value} is invalid: it must be an integer >= 1")
-
-
-SAMPLERS = ("random", "class_balanced")
-
-
 def _sample_weights(sampler: str, data) -> torch.Tensor | None:
     """Per-image draw probabilities: each class equally likely under class_balanced."""
-    if sampler not in SAMPLERS:
-        raise UserError(f"trainer.sampler={sampler!r} is invalid: valid samplers are {', '.join(SAMPLERS)}")
     if sampler == "random":
         return None
     counts = torch.as_tensor(data.class_counts, dtype=torch.float32, device=data.train.labels.device)
@@ -60,8 +49,6 @@ def _deferred_reweighting(trainer_cfg, class_counts, epochs: int):
     drw_epoch = trainer_cfg.drw_epoch
     if drw_epoch is None:
         return None, None
-    if not isinstance(drw_epoch, int) or not 0 <= drw_epoch < epochs:
-        raise UserError(f"trainer.drw_epoch={drw_epoch} is invalid: it must be an integer in [0, {epochs - 1}] (trainer.epochs={epochs}) or null")
     return drw_epoch, class_weights(class_counts, "effective", float(trainer_cfg.drw_beta))
 
 
@@ -121,7 +108,7 @@ def diagnose_rows(rows: list[dict]):
 def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     """Train as ``cfg`` says, writing into ``run_dir``; returns the summary."""
     started = time.perf_counter()
-    _check_trainer_values(cfg)
+    validate_config(cfg)
     epochs = int(cfg.trainer.epochs)
     run_dir = Path(run_dir)
     if (run_dir / "metrics.csv").exists():
@@ -142,7 +129,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     channels_last = {"auto": device.type == "cuda", True: True, False: False}[cfg.trainer.channels_last]
     model = build_model(str(cfg.model.name), data.channels, data.num_classes)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    knobs = {k: v for k, v in OmegaConf.to_container(cfg.loss, resolve=True).items() if k != "name"}
+    knobs = loss_knobs(cfg)
     loss_fn = build_loss(
         str(cfg.loss.name),
         num_classes=data.num_classes,
@@ -190,6 +177,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
         "model": str(cfg.model.name),
         "loss": str(cfg.loss.name),
         "seed": int(cfg.seed),
+        "data_dir": str(data_dir) if data.name.startswith("cifar") else None,
         "device": str(device),
         "device_name": device_name(device),
         "precision": precision.name,
@@ -201,6 +189,8 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
         "wall_time_s": 0.0,
     }
     write_json(run_dir / "summary.json", summary)
+    # Hydra's .hydra/config.yaml keeps interpolations such as ${oc.env:...}; this is what ran
+    write_text(run_dir / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     write_csv(run_dir / "per_class.csv", _per_class_rows(data.class_counts, groups, None, None)[0].keys(),
               _per_class_rows(data.class_counts, groups, None, None))
     metrics = MetricsCSV(run_dir / "metrics.csv", METRIC_COLUMNS)

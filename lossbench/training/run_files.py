@@ -3,6 +3,7 @@ each of them either as it was or complete: temporary file, fsync, rename."""
 
 import csv
 import json
+import math
 import os
 from pathlib import Path
 
@@ -24,8 +25,23 @@ def _replace_atomically(path: Path, write) -> None:
         raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
+def _finite_or_none(value):
+    """JSON has no NaN or infinity: they are written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
 def write_json(path: Path, data: dict) -> None:
-    text = json.dumps(data, indent=2, default=_jsonable) + "\n"
+    text = json.dumps(_finite_or_none(data), indent=2, default=_jsonable, allow_nan=False) + "\n"
+    _replace_atomically(path, lambda f: f.write(text.encode()))
+
+
+def write_text(path: Path, text: str) -> None:
     _replace_atomically(path, lambda f: f.write(text.encode()))
 
 

@@ -1,0 +1,44 @@
+"""Checks of user-given values: each failure is one line naming the key, the
+bad value and what is valid."""
+
+import math
+import numbers
+
+from lossbench.errors import UserError
+
+
+def _interval(low, high, low_inclusive, high_inclusive) -> str:
+    left = "-inf" if low is None else f"{low:g}"
+    right = "inf" if high is None else f"{high:g}"
+    opening = "[" if low_inclusive and low is not None else "("
+    closing = "]" if high_inclusive and high is not None else ")"
+    return f"{opening}{left}, {right}{closing}"
+
+
+def check_number(key: str, value, low=None, high=None, low_inclusive=True, high_inclusive=True,
+                 integer: bool = False, why: str = ""):
+    """``value`` if it is a number (an integer if asked) in the interval, else a UserError."""
+    kind = "an integer" if integer else "a number"
+    interval = _interval(low, high, low_inclusive, high_inclusive)
+    valid_type = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if valid_type and integer and value != int(value):
+        valid_type = False
+    if not valid_type or (isinstance(value, float) and math.isnan(value)):
+        raise UserError(f"{key}={value!r} is invalid: it must be {kind} in {interval}{why}")
+    too_low = low is not None and (value < low if low_inclusive else value <= low)
+    too_high = high is not None and (value > high if high_inclusive else value >= high)
+    if too_low or too_high:
+        raise UserError(f"{key}={value} is invalid: it must be in {interval}{why}")
+    return int(value) if integer else value
+
+
+def check_flag(key: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise UserError(f"{key}={value!r} is invalid: it must be true or false")
+    return value
+
+
+def check_choice(key: str, value, choices) -> str:
+    if value not in choices:
+        raise UserError(f"{key}={value!r} is invalid: valid values are {', '.join(map(str, choices))}")
+    return value

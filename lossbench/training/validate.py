@@ -1,0 +1,87 @@
+"""Every user-given value of a training config, checked before anything is
+loaded or written: one line naming the key, the value and what is valid."""
+
+from omegaconf import DictConfig, OmegaConf
+
+from lossbench.checks import check_choice, check_flag, check_number
+from lossbench.data.dataset import source_of
+from lossbench.data.long_tail import PROFILES
+from lossbench.errors import UserError
+from lossbench.losses import build_loss
+from lossbench.training.device import PRECISIONS
+from lossbench.training.optim import OPTIMIZERS, SCHEDULES
+
+SAMPLERS = ("random", "class_balanced")
+
+
+def _check_optim(optim) -> None:
+    check_choice("optim", optim.name, OPTIMIZERS)
+    check_number("optim.lr", optim.lr, 0, low_inclusive=False)
+    check_number("optim.weight_decay", optim.weight_decay, 0)
+    if optim.name == "sgd":
+        check_number("optim.momentum", optim.momentum, 0, 1, high_inclusive=False)
+        check_flag("optim.nesterov", optim.nesterov)
+    else:
+        betas = list(optim.betas) if OmegaConf.is_list(optim.betas) else optim.betas
+        if not isinstance(betas, list) or len(betas) != 2:
+            raise UserError(f"optim.betas={betas!r} is invalid: it must be two numbers in [0, 1), e.g. [0.9,0.999]")
+        for beta in betas:
+            check_number("optim.betas", beta, 0, 1, high_inclusive=False)
+
+
+def _check_sched(sched) -> None:
+    check_choice("sched", sched.name, SCHEDULES)
+    check_number("sched.warmup_epochs", sched.warmup_epochs, 0)
+    if sched.name == "multistep":
+        milestones = sched.milestones
+        if not OmegaConf.is_list(milestones):
+            raise UserError(f"sched.milestones={milestones!r} is invalid: it must be a list of epochs, e.g. [160,180]")
+        previous = -1
+        for milestone in milestones:
+            check_number("sched.milestones", milestone, 0, integer=True)
+            if milestone <= previous:
+                raise UserError(f"sched.milestones={list(milestones)} is invalid: the epochs must increase")
+            previous = milestone
+        check_number("sched.gamma", sched.gamma, 0, low_inclusive=False)
+    else:
+        check_number("sched.min_lr_ratio", sched.min_lr_ratio, 0, 1)
+
+
+def _check_dataset(dataset) -> None:
+    source_of(str(dataset.name))
+    check_number("dataset.num_classes", dataset.num_classes, 2, integer=True)
+    check_number("dataset.imbalance_ratio", dataset.imbalance_ratio, 1, why=" (1 keeps the data balanced)")
+    check_choice("dataset.profile", dataset.profile, PROFILES)
+    check_number("dataset.subsample_seed", dataset.subsample_seed, 0, integer=True)
+    check_number("dataset.augment.crop_padding", dataset.augment.crop_padding, 0, 16, integer=True)
+    check_flag("dataset.augment.flip", dataset.augment.flip)
+
+
+def _check_trainer(trainer) -> None:
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        check_number(f"trainer.{key}", trainer[key], 1, integer=True)
+    check_choice("trainer.precision", trainer.precision, PRECISIONS)
+    check_choice("trainer.channels_last", trainer.channels_last, ("auto", True, False))
+    check_flag("trainer.deterministic", trainer.deterministic)
+    check_flag("trainer.progress", trainer.progress)
+    check_choice("trainer.sampler", trainer.sampler, SAMPLERS)
+    if trainer.drw_epoch is not None:
+        check_number("trainer.drw_epoch", trainer.drw_epoch, 0, trainer.epochs - 1, integer=True,
+                     why=f" (trainer.epochs={trainer.epochs}), or null for no re-weighting")
+    check_number("trainer.drw_beta", trainer.drw_beta, 0, 1, high_inclusive=False)
+
+
+def loss_knobs(cfg: DictConfig) -> dict:
+    return {k: v for k, v in OmegaConf.to_container(cfg.loss, resolve=True).items() if k != "name"}
+
+
+def validate_config(cfg: DictConfig) -> None:
+    check_number("seed", cfg.seed, 0, integer=True)
+    _check_trainer(cfg.trainer)
+    _check_dataset(cfg.dataset)
+    _check_optim(cfg.optim)
+    _check_sched(cfg.sched)
+    # The loss's own checks, on stand-in sizes, so a bad knob is caught before
+    # any data is read (or downloaded).
+    classes = int(cfg.dataset.num_classes)
+    build_loss(str(cfg.loss.name), num_classes=classes, embedding_dim=8, class_counts=[1] * classes, **loss_knobs(cfg))
