@@ -123,10 +123,21 @@ def test_existing_run_is_not_overwritten(tmp_path):
         ("trainer.batch_size=5000", "trainer.batch_size=5000 is larger than the training set (1437 images)"),
         ("optim.lr=-1", "optim.lr=-1 is invalid: it must be in (0, inf)"),
         ("trainer.precision=fp8", "trainer.precision='fp8' is invalid: valid values are auto, fp32, bf16, fp16"),
+        ("optim.lr=abc", "optim.lr='abc' is invalid: it must be a number in (0, inf)"),
+        ("seed=abc", "seed='abc' is invalid: it must be an integer in [0, inf)"),
+        ("sched=multistep sched.milestones=[1,abc]", "sched.milestones='abc' is invalid: it must be an integer"),
+        ("sched=multistep sched.milestones=[9,3]", "sched.milestones=[9, 3] is invalid: the epochs must increase"),
+        ("trainer.epochs=true", "trainer.epochs=True is invalid: it must be an integer in [1, inf)"),
+        ("loss=focal loss.gamma=abc", "loss.gamma='abc' is invalid: it must be a number in [0, inf)"),
+        ("loss=focal loss.gamma=null", "loss.gamma=None is invalid: it must be a number in [0, inf)"),
+        ("loss=sparse_softmax loss.k=2.5", "loss.k=2.5 is invalid: it must be an integer in [1, 10]"),
+        ("dataset.imbalance_ratio=0.5", "dataset.imbalance_ratio=0.5 is invalid: it must be in [1, inf)"),
+        ("trainer.drw_epoch=30", "trainer.drw_epoch=30 is invalid: it must be in [0, 29] (trainer.epochs=30)"),
+        ("trainer.sampler=uniform", "trainer.sampler='uniform' is invalid: valid values are random, class_balanced"),
     ],
 )
 def test_bad_values_stop_before_any_file(tmp_path, override, message):
     with pytest.raises(UserError) as info:
-        run_training(compose_train(override), tmp_path / "run")
+        run_training(compose_train(*override.split()), tmp_path / "run")
     assert message in str(info.value)
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
