@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 from lossbench.config_dir import config_dir
 from lossbench.errors import UserError
 from lossbench.report.diagnosis import Diagnosis
-from lossbench.training.overrides import check_command_line
+from lossbench.training.overrides import check_command_line, output_dir_of
+from lossbench.training.sweep import is_multirun, plan_sweep, prepare_job, unfinished_jobs
 from lossbench.training.run import format_summary_table, run_training
 from lossbench.training.run_files import write_json
 
@@ -42,6 +43,9 @@ def _record_failure(run_dir: Path, message: str) -> None:
 def _train_job(cfg: DictConfig):
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+    if sweeping and prepare_job(run_dir):
+        print(f"lossbench train: {run_dir.name} finished in an earlier launch: skipped")
+        return json.loads((run_dir / "summary.json").read_text())["best"].get("test_acc")
     try:
         summary = run_training(cfg, run_dir)
     except UserError as e:
@@ -76,7 +80,18 @@ def train_main(overrides: list[str]) -> None:
     except UserError as e:
         _error(str(e))
         raise SystemExit(UserError.exit_code) from None
+    sweep_dir = None
+    if is_multirun(overrides):
+        overrides, sweep_dir = plan_sweep(overrides, output_dir_of(overrides))
     # Hydra reads its command line from sys.argv; argv[0] names the app in its messages.
     sys.argv = ["lossbench train", *overrides]
     app = hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_train_job)
     app()
+    if sweep_dir is not None and sweep_dir.is_dir():
+        problems = unfinished_jobs(sweep_dir)
+        if problems:
+            print(f"\nlossbench train: {len(problems)} job(s) of {sweep_dir} did not finish:", file=sys.stderr)
+            for job, why in problems:
+                print(f"  {job}: {why}", file=sys.stderr)
+            print("launch the same command again to run them (finished jobs are skipped)", file=sys.stderr)
+            raise SystemExit(EXIT_FAILED)

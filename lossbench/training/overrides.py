@@ -65,6 +65,10 @@ def _can_create_in(directory: Path) -> bool:
     return True
 
 
+def output_dir_of(overrides: list[str]) -> str:
+    return _parse(overrides).get("paths.output_dir", "results")
+
+
 def check_output_dirs(pairs: dict[str, str]) -> None:
     given = [pairs[k] for k in OUTPUT_KEYS if k in pairs and "${" not in pairs[k]]
     for directory in given or ["results"]:
@@ -112,7 +116,7 @@ def loss_knob_overrides(overrides: list[str]) -> list[str]:
             name = losses[0]
             valid = ", ".join(knob_defaults(name))
             raise UserError(f"loss.{knob} is not a knob of {name}: its knobs are {valid}")
-        listed = all(knob in (yaml.safe_load((config_dir() / "loss" / f"{name}.yaml").read_text()) or {}) for name in owners)
+        listed = all(knob in (yaml.safe_load((config_dir() / "loss" / f"{name}.yaml").read_text()) or {}) for name in losses)
         rewritten.append(arg if listed else "++" + arg)
     return rewritten
 

@@ -1,0 +1,185 @@
+"""Sweeps (``lossbench train -m``) that a person can read and that never lose
+finished work.
+
+- Job folders are named by their number and the overrides that differ between
+  jobs (``3_loss=focal,seed=0``), kept short and safe for file systems.
+- Launching the same sweep command again continues the newest sweep of that
+  command that has unfinished jobs: finished jobs (their summary.json says so)
+  are skipped, failed or interrupted ones run again (their old files are kept
+  under ``attempts/``).
+- A failing job does not stop the others; the sweep ends with the list of the
+  jobs that did not finish, and why.
+"""
+
+import hashlib
+import json
+import re
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from omegaconf import OmegaConf
+
+SWEEP_FUNCTIONS = ("choice(", "range(", "interval(", "glob(", "tag(", "sort(", "shuffle(")
+MULTIRUN_FLAGS = ("-m", "--multirun")
+RUN_FILES = ("metrics.csv", "summary.json", "per_class.csv", "calibration.csv", "resolved_config.yaml", "last.pt")
+MAX_NAME = 80
+
+
+INFO_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
+
+
+def is_multirun(overrides: list[str]) -> bool:
+    """A sweep that will run (Hydra's informational flags run nothing)."""
+    if any(arg in INFO_FLAGS for arg in overrides):
+        return False
+    return any(arg in MULTIRUN_FLAGS for arg in overrides) or "hydra.mode=MULTIRUN" in overrides
+
+
+def _key(arg: str) -> str:
+    return arg.split("=", 1)[0].lstrip("+~")
+
+
+def _is_swept(value: str) -> bool:
+    depth, swept = 0, False
+    for char in value:
+        depth += char in "[({"
+        depth -= char in "])}"
+        swept |= char == "," and depth == 0
+    return swept or any(f in value for f in SWEEP_FUNCTIONS)
+
+
+def task_overrides(overrides: list[str]) -> list[str]:
+    args = flags_then_overrides(overrides)
+    first = next((i for i, a in enumerate(args) if not a.startswith("-") and "=" in a), len(args))
+    return [a for a in args[first:] if "=" in a and not _key(a).startswith("hydra")]
+
+
+def job_dir_name(number, overrides_dirname: str) -> str:
+    """``<number>_<differing overrides>``: only letters, digits and ``._,=+-``; long names shortened with a hash."""
+    safe = re.sub(r"[^A-Za-z0-9._,=+-]", "_", str(overrides_dirname))
+    if len(safe) > MAX_NAME:
+        safe = safe[: MAX_NAME - 9] + "~" + hashlib.sha1(safe.encode()).hexdigest()[:8]
+    return f"{number}_{safe}" if safe else str(number)
+
+
+OmegaConf.register_new_resolver("lossbench_job_dir", job_dir_name, replace=True)
+
+
+def expected_jobs(overrides: list[str]) -> int:
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(task_overrides(overrides))
+    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+
+
+def _finished(job: Path) -> bool:
+    try:
+        return json.loads((job / "summary.json").read_text()).get("status") == "finished"
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def _recorded_task(sweep: Path) -> list[str] | None:
+    try:
+        recorded = yaml.safe_load((sweep / "multirun.yaml").read_text())
+        return list(recorded["hydra"]["overrides"]["task"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
+def unfinished_sweep(output_dir: Path, overrides: list[str]) -> Path | None:
+    """The newest sweep of the same command with jobs still to run, if any."""
+    wanted = sorted(task_overrides(overrides))
+    expected = expected_jobs(overrides)
+    for sweep in sorted(output_dir.glob("multirun/*/*"), reverse=True):
+        if _recorded_task(sweep) is None or sorted(_recorded_task(sweep)) != wanted:
+            continue
+        jobs = [p for p in sweep.iterdir() if p.is_dir() and (p / ".hydra").is_dir()]
+        if sum(_finished(j) for j in jobs) < expected:
+            return sweep
+        return None
+    return None
+
+
+# Hydra's flags that take a value (argparse wants the overrides in one run, so
+# the command line is rebuilt as flags first, then overrides).
+VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp",
+               "--config-dir", "-cd", "--experimental-rerun")
+INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+
+
+def flags_then_overrides(args: list[str]) -> list[str]:
+    flags, overrides, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("-"):
+            flags.append(arg)
+            takes_value = arg in VALUE_FLAGS or (arg in ("--info", "-i") and i + 1 < len(args) and args[i + 1] in INFO_CHOICES)
+            if takes_value and i + 1 < len(args):
+                flags.append(args[i + 1])
+                i += 1
+        else:
+            overrides.append(arg)
+        i += 1
+    return flags + overrides
+
+
+def plan_sweep(overrides: list[str], output_dir: str) -> tuple[list[str], Path | None]:
+    """The command line with the sweep's folder and job naming pinned, and that folder.
+
+    The folder is the one given (``hydra.sweep.dir``), the unfinished sweep of the
+    same command, or a new one under ``<output_dir>/multirun/<date>/<time>``.
+    """
+    plan = list(overrides)
+    given = [a.split("=", 1)[1] for a in overrides if _key(a) == "hydra.sweep.dir"]
+    if given:
+        sweep_dir = Path(given[0])
+    else:
+        sweep_dir = unfinished_sweep(Path(output_dir), overrides)
+        if sweep_dir is not None:
+            print(f"lossbench train: continuing the unfinished sweep {sweep_dir}: finished jobs are skipped")
+        else:
+            sweep_dir = Path(output_dir) / "multirun" / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+        plan.append(f"hydra.sweep.dir={sweep_dir}")
+    constant = sorted({_key(a) for a in task_overrides(overrides) if not _is_swept(a.split("=", 1)[1])})
+    plan.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(constant)}]")
+    return flags_then_overrides(plan), sweep_dir
+
+
+def prepare_job(run_dir: Path) -> bool:
+    """True if the job already finished; otherwise an earlier attempt's files move to attempts/N/."""
+    if _finished(run_dir):
+        return True
+    previous = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    if previous:
+        attempt = 1
+        while (run_dir / "attempts" / str(attempt)).exists():
+            attempt += 1
+        target = run_dir / "attempts" / str(attempt)
+        target.mkdir(parents=True)
+        for path in previous:
+            shutil.move(str(path), target / path.name)
+    return False
+
+
+def unfinished_jobs(sweep_dir: Path) -> list[tuple[str, str]]:
+    """(job folder, why) for every job of the sweep that did not finish."""
+    problems = []
+    for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()):
+        try:
+            summary = json.loads((job / "summary.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            problems.append((job.name, "no summary.json: the job died before it started training"))
+            continue
+        status = summary.get("status")
+        if status != "finished":
+            why = summary.get("error") or {
+                "diverged": "the loss became non-finite",
+                "interrupted": f"interrupted after epoch {summary.get('epochs_completed')}",
+                "running": "still running, or killed without a chance to say so",
+            }.get(status, status)
+            problems.append((job.name, f"{status}: {why}"))
+    return problems
