@@ -2,6 +2,7 @@
 running or wrote broken files is read as far as it goes, never dropped."""
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,13 +55,16 @@ class Run:
 
 
 def find_run_dirs(paths: list[str]) -> list[Path]:
-    """Every directory under ``paths`` that holds a metrics.csv, in path order."""
+    """Every directory under ``paths`` that holds a metrics.csv or a summary.json
+    (a job that failed before its first epoch has only the latter), in path order."""
     found = []
     for given in paths:
         root = Path(given)
         if not root.exists():
             raise UserError(f"{root} does not exist: give a run directory, a multirun directory or a folder of runs")
-        found += sorted({p.parent for p in root.rglob("metrics.csv")}, key=lambda p: [_natural(s) for s in p.parts])
+        runs = {p.parent for name in ("metrics.csv", "summary.json") for p in root.rglob(name)}
+        found += sorted((r for r in runs if "attempts" not in r.relative_to(root).parts),
+                        key=lambda p: [_natural(s) for s in p.parts])
     if not found:
         raise UserError(
             f"no runs under {', '.join(paths)}: a run directory holds metrics.csv (written by lossbench train)"
@@ -69,7 +73,9 @@ def find_run_dirs(paths: list[str]) -> list[Path]:
 
 
 def _natural(part: str):
-    return (0, int(part), "") if part.isdigit() else (1, 0, part)
+    """Job folders in number order: 2_loss=ce before 10_loss=ce."""
+    number = re.match(r"\d+", part)
+    return (0, int(number.group()), part) if number else (1, 0, part)
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:

@@ -80,6 +80,14 @@ def train_main(overrides: list[str]) -> None:
     except UserError as e:
         _error(str(e))
         raise SystemExit(UserError.exit_code) from None
+    if any(o.startswith("hparams_search=") for o in overrides) and not any(a.startswith("-") for a in overrides):
+        from lossbench.training.search import run_search
+
+        try:
+            raise SystemExit(run_search(overrides))
+        except UserError as e:
+            _error(str(e))
+            raise SystemExit(UserError.exit_code) from None
     sweep_dir = None
     if is_multirun(overrides):
         overrides, sweep_dir = plan_sweep(overrides, output_dir_of(overrides))

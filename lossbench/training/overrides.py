@@ -15,6 +15,7 @@ from lossbench.errors import UserError
 GROUP_NOUNS = {
     "dataset": "datasets", "model": "models", "loss": "losses", "optim": "optimizers", "sched": "schedules",
     "trainer": "trainer configs", "paths": "path configs", "experiment": "experiments",
+    "hparams_search": "searches",
 }
 OUTPUT_KEYS = ("paths.output_dir", "hydra.run.dir", "hydra.sweep.dir")
 # Hydra's informational modes write nothing

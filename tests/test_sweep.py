@@ -1,0 +1,146 @@
+"""Sweeps through the real CLI on digits: parallel jobs, relaunch after a kill,
+failing jobs, hyper-parameter search with resume, submitit."""
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from lossbench.training.sweep import job_dir_name
+from test_cli import LOSSBENCH, lossbench
+
+QUICK = ["dataset=digits", "trainer.epochs=3", "trainer.progress=false"]
+
+
+def _snapshot(folder):
+    """Content of every file, and the modification time of the run's own files
+    (Hydra rewrites its .hydra/ copies, with the same content, at each launch)."""
+    return {p.relative_to(folder): (None if ".hydra" in p.parts else p.stat().st_mtime_ns,
+                                    hashlib.sha1(p.read_bytes()).hexdigest())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _status(job):
+    try:
+        return json.loads((job / "summary.json").read_text()).get("status")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _wait_for(predicate, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def _start(tmp_path, *args):
+    return subprocess.Popen([LOSSBENCH, "train", *args], cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "2"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def test_job_folder_names_are_short_and_safe():
+    assert job_dir_name(3, "loss=focal,seed=0") == "3_loss=focal,seed=0"
+    assert job_dir_name(0, "") == "0"
+    assert job_dir_name(1, "paths.data_dir=/a b/c") == "1_paths.data_dir=_a_b_c"
+    long = job_dir_name(7, "loss.gamma=" + "9" * 200)
+    assert len(long) <= 82 and long.startswith("7_loss.gamma=999") and "~" in long
+
+
+def test_parallel_jobs_with_joblib(tmp_path):
+    result = lossbench("train", "-m", "loss=ce,focal", *QUICK, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "results" / "multirun").glob("*/*")
+    assert sorted(p.name for p in sweep.iterdir()) == ["0_loss=ce", "1_loss=focal", "multirun.yaml"]
+    assert _status(sweep / "0_loss=ce") == _status(sweep / "1_loss=focal") == "finished"
+
+
+def test_relaunch_runs_only_the_unfinished_jobs(tmp_path):
+    args = ["-m", "loss=ce,focal,label_smoothing", *QUICK]
+    process = _start(tmp_path, *args)
+    sweeps = tmp_path / "results" / "multirun"
+    _wait_for(lambda: any(_status(j) == "finished" for j in sweeps.glob("*/*/0_*"))
+              and any((j / "metrics.csv").exists() for j in sweeps.glob("*/*/1_*")))
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    (sweep,) = sweeps.glob("*/*")
+    first = sweep / "0_loss=ce"
+    before = _snapshot(first)
+    result = lossbench("train", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "continuing the unfinished sweep" in result.stdout and "0_loss=ce finished in an earlier launch" in result.stdout
+    assert list(sweeps.glob("*/*")) == [sweep]  # the same sweep, continued
+    assert _snapshot(first) == before  # the finished job's files are untouched
+    for job in ("1_loss=focal", "2_loss=label_smoothing"):
+        assert _status(sweep / job) == "finished"
+    assert (sweep / "1_loss=focal" / "attempts" / "1" / "metrics.csv").exists()  # the killed attempt is kept
+
+
+def test_a_failing_job_does_not_stop_the_others(tmp_path):
+    result = lossbench("train", "-m", "loss=ce,focal", "loss.gamma=3", *QUICK, cwd=tmp_path)
+    assert result.returncode == 1
+    (sweep,) = (tmp_path / "results" / "multirun").glob("*/*")
+    assert _status(sweep / "1_loss=focal") == "finished"
+    failed = json.loads((sweep / "0_loss=ce" / "summary.json").read_text())
+    assert failed["status"] == "failed" and "loss.gamma is not a knob of ce" in failed["error"]
+    assert "1 job(s)" in result.stderr and "0_loss=ce: failed: loss.gamma is not a knob of ce" in result.stderr
+    report = lossbench("report", str(sweep), cwd=tmp_path)
+    assert report.returncode == 0 and "[failed]" in report.stdout
+
+
+def _complete_trials(study_dir):
+    with sqlite3.connect(study_dir / "study.db") as db:
+        return db.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
+
+
+def test_search_resumes_after_a_kill(tmp_path):
+    args = ["hparams_search=focal_gamma", "hparams_search.n_trials=3", *QUICK]
+    process = _start(tmp_path, *args)
+    search = tmp_path / "results" / "search"
+    _wait_for(lambda: any(_status(t) == "finished" for t in search.glob("*/trial_000"))
+              and any(search.glob("*/trial_001/metrics.csv")))
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    (study_dir,) = search.glob("focal_gamma*")
+    before = _snapshot(study_dir / "trial_000")
+    assert _complete_trials(study_dir) == 1
+    result = lossbench("train", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1 of 3 trials done, 2 to run" in result.stdout
+    assert _complete_trials(study_dir) == 3
+    assert _snapshot(study_dir / "trial_000") == before
+    assert "best: trial" in result.stdout and (study_dir / "trials.csv").is_file()
+    again = lossbench("train", *args, cwd=tmp_path)
+    assert "3 of 3 trials done, 0 to run" in again.stdout and _complete_trials(study_dir) == 3
+
+
+def test_slurm_launcher_config_composes(tmp_path):
+    result = lossbench("train", "hydra/launcher=slurm", "--cfg", "hydra", cwd=tmp_path,
+                       env={"LOSSBENCH_SLURM_PARTITION": "gpu-short"})
+    assert result.returncode == 0, result.stderr
+    launcher = yaml.safe_load(result.stdout)["hydra"]["launcher"]
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    assert launcher["gpus_per_node"] == 1 and launcher["timeout_min"] == 240
+    assert launcher["partition"] == "${oc.env:LOSSBENCH_SLURM_PARTITION,null}"
+    from omegaconf import OmegaConf
+
+    os.environ["LOSSBENCH_SLURM_PARTITION"] = "gpu-short"
+    try:
+        assert OmegaConf.create({"partition": launcher["partition"]}).partition == "gpu-short"
+    finally:
+        del os.environ["LOSSBENCH_SLURM_PARTITION"]
+
+
+def test_submitit_local_runs_two_jobs(tmp_path):
+    result = lossbench("train", "-m", "hydra/launcher=submitit_local", "loss=ce,focal", *QUICK, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "results" / "multirun").glob("*/*")
+    assert _status(sweep / "0_loss=ce") == _status(sweep / "1_loss=focal") == "finished"
