@@ -122,10 +122,31 @@ def loss_knob_overrides(overrides: list[str]) -> list[str]:
     return rewritten
 
 
+# launchers from optional extras: the module that must import, and the extra
+LAUNCHER_PLUGINS = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "sweep"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "local_gpus": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+}
+
+
+def check_launcher(pairs: dict[str, str]) -> None:
+    import importlib.util
+
+    launcher = pairs.get("hydra/launcher")
+    if launcher in LAUNCHER_PLUGINS:
+        module, extra = LAUNCHER_PLUGINS[launcher]
+        if importlib.util.find_spec(module) is None:
+            raise UserError(f"hydra/launcher={launcher} needs its plugin: pip install 'lossbench[{extra}]'")
+
+
 def check_command_line(overrides: list[str]) -> list[str]:
     """The command line, checked; returns it with loss knobs made addable."""
     pairs = _parse(overrides)
     check_group_choices(pairs)
+    check_launcher(pairs)
     if not any(arg.split("=")[0] in NO_OUTPUT_FLAGS for arg in overrides):
         check_output_dirs(pairs)
     return loss_knob_overrides(overrides)
