@@ -18,6 +18,7 @@ from lossbench.training.overrides import check_command_line, output_dir_of
 from lossbench.training.sweep import is_multirun, plan_sweep, prepare_job, unfinished_jobs
 from lossbench.training.run import format_summary_table, run_training
 from lossbench.training.run_files import write_json
+from lossbench.training.stop_signals import stop_on_signals
 
 # Exit codes: 2 for the user's mistakes, 1 for a run that diverged or failed,
 # 130 for an interruption (as a shell reports Ctrl-C).
@@ -40,14 +41,24 @@ def _record_failure(run_dir: Path, message: str) -> None:
     write_json(path, summary)
 
 
+def _resume_command(run_dir: Path) -> str:
+    kept = [o for o in HydraConfig.get().overrides.task if not o.startswith(("trainer.resume=", "hydra."))]
+    return " ".join(["lossbench train", *kept, f"trainer.resume={run_dir}"])
+
+
 def _train_job(cfg: DictConfig):
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
-    if sweeping and prepare_job(run_dir):
-        print(f"lossbench train: {run_dir.name} finished in an earlier launch: skipped")
-        return json.loads((run_dir / "summary.json").read_text())["best"].get("test_acc")
+    resume = cfg.trainer.resume is not None
+    if sweeping:
+        action = prepare_job(run_dir)
+        if action == "skip":
+            print(f"lossbench train: {run_dir.name} finished in an earlier launch: skipped")
+            return json.loads((run_dir / "summary.json").read_text())["best"].get("test_acc")
+        resume = action == "resume"
     try:
-        summary = run_training(cfg, run_dir)
+        with stop_on_signals() as stop:
+            summary = run_training(cfg, run_dir, resume=resume, stop=stop)
     except UserError as e:
         _error(str(e))
         if sweeping:
@@ -58,7 +69,7 @@ def _train_job(cfg: DictConfig):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise SystemExit(UserError.exit_code) from None
     except KeyboardInterrupt:
-        _error(f"interrupted; what was written so far is in {run_dir} (summary.json says interrupted)")
+        _error(f"interrupted mid-epoch; completed epochs are in {run_dir}; resume with: {_resume_command(run_dir)}")
         raise SystemExit(EXIT_INTERRUPTED) from None
     except Exception as e:  # a bug or an environment failure: in a sweep, the other jobs go on
         if not sweeping:
@@ -67,11 +78,34 @@ def _train_job(cfg: DictConfig):
         traceback.print_exc()
         _record_failure(run_dir, f"{type(e).__name__}: {e}")
         return None
+    if summary["status"] == "interrupted":
+        _error(f"stopped by {summary.get('stopped_by', 'a signal')} after epoch {summary['epochs_completed']}; "
+               f"resume with: {_resume_command(run_dir)}")
+        raise SystemExit(stop.exit_code)
     diagnosis = Diagnosis(**summary["diagnosis"]).sentence()
     print(f"\n{format_summary_table(summary)}\n\ndiagnosis: {diagnosis}\n\nstatus: {summary['status']}    run directory: {run_dir}")
     if summary["status"] != "finished" and not sweeping:
         raise SystemExit(EXIT_FAILED)
     return summary["best"].get("test_acc")
+
+
+def pin_resumed_run(overrides: list[str]) -> list[str]:
+    """With trainer.resume=DIR|auto: check the run can continue under this config,
+    and point Hydra's run directory at it, before anything is written."""
+    value = next((o.split("=", 1)[1] for o in overrides if o.startswith("trainer.resume=")), None)
+    if value in (None, "null"):
+        return overrides
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from lossbench.training.checkpoint import check_resumable, find_resumable
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="train"):
+        config = OmegaConf.to_container(compose("train", overrides=overrides), resolve=True)
+    target = find_resumable(Path(config["paths"]["output_dir"]), config) if value == "auto" else Path(value)
+    check_resumable(target, config)
+    kept = [o for o in overrides if not o.startswith(("trainer.resume=", "hydra.run.dir="))]
+    return [*kept, f"trainer.resume={target}", f"hydra.run.dir={target}"]
 
 
 def train_main(overrides: list[str]) -> None:
@@ -85,6 +119,12 @@ def train_main(overrides: list[str]) -> None:
 
         try:
             raise SystemExit(run_search(overrides))
+        except UserError as e:
+            _error(str(e))
+            raise SystemExit(UserError.exit_code) from None
+    if not is_multirun(overrides) and not any(a.startswith("-") for a in overrides):
+        try:
+            overrides = pin_resumed_run(overrides)
         except UserError as e:
             _error(str(e))
             raise SystemExit(UserError.exit_code) from None

@@ -21,6 +21,7 @@ METRIC_COLUMNS = (
     "test_ece",
     "epoch_time_s",
     "images_per_s",
+    "nonfinite_steps",
 )
 
 ECE_BINS = 15

@@ -1,6 +1,7 @@
 """One training run, from a composed config to a finished run directory:
 metrics.csv, per_class.csv, summary.json and last.pt beside Hydra's .hydra/."""
 
+import json
 import logging
 from dataclasses import asdict
 import math
@@ -24,9 +25,16 @@ from lossbench.losses.class_weights import class_weights
 from lossbench.models import build_model
 from lossbench.report.diagnosis import diagnose
 from lossbench.training.device import device_name, resolve_device, resolve_precision
+from lossbench.training.checkpoint import (
+    check_resumable,
+    load_training_state,
+    restore_rng,
+    rng_state,
+    save_training_state,
+)
 from lossbench.training.metrics import METRIC_COLUMNS, RELIABILITY_COLUMNS, class_groups
 from lossbench.training.optim import build_optimizer, build_scheduler
-from lossbench.training.run_files import MetricsCSV, format_value, save_checkpoint, write_csv, write_json, write_text
+from lossbench.training.run_files import MetricsCSV, format_value, write_csv, write_json, write_text
 from lossbench.training.trainer import Trainer
 from lossbench.training.validate import loss_knobs, validate_config
 
@@ -85,6 +93,9 @@ def format_summary_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+PER_CLASS_COLUMNS = ("class", "train_count", "group", "test_acc_last", "test_acc_best")
+
+
 def _per_class_rows(counts, groups, last, best) -> list[dict]:
     return [
         {
@@ -105,14 +116,37 @@ def diagnose_rows(rows: list[dict]):
     )
 
 
-def run_training(cfg: DictConfig, run_dir: Path) -> dict:
-    """Train as ``cfg`` says, writing into ``run_dir``; returns the summary."""
+def _truncate_metrics(path: Path, epochs: int) -> list[dict]:
+    """Keep the header and the rows of the first ``epochs`` epochs (a row cut
+    short by a kill goes too); return those rows."""
+    import csv
+
+    with open(path, newline="") as f:
+        lines = f.read().split("\n")
+    header = lines[0]
+    body = [line for line in lines[1:] if line.count(",") == header.count(",")]
+    kept = [line for line in body if line.split(",", 1)[0].isdigit() and int(line.split(",", 1)[0]) <= epochs]
+    write_text(path, "\n".join([header, *kept]) + "\n")
+    return [{k: (float(v) if v not in ("", "nan") else (math.nan if v == "nan" else None)) for k, v in row.items()}
+            for row in csv.DictReader([header, *kept])]
+
+
+def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None) -> dict:
+    """Train as ``cfg`` says, writing into ``run_dir``; returns the summary.
+
+    ``resume``: continue the run in ``run_dir`` from its last.pt. ``stop``: a
+    flag (``stop_signals.StopRequest``) that ends the run cleanly when raised.
+    """
     started = time.perf_counter()
     validate_config(cfg)
     epochs = int(cfg.trainer.epochs)
     run_dir = Path(run_dir)
-    if (run_dir / "metrics.csv").exists():
-        raise UserError(f"{run_dir} already holds a run (metrics.csv): choose another output directory")
+    if resume:
+        check_resumable(run_dir, OmegaConf.to_container(cfg, resolve=True))
+        state = load_training_state(run_dir / "last.pt")
+    elif (run_dir / "metrics.csv").exists():
+        raise UserError(f"{run_dir} already holds a run (metrics.csv): resume it with trainer.resume={run_dir}, "
+                        f"or choose another output directory")
     device = resolve_device(str(cfg.trainer.device))
     precision = resolve_precision(str(cfg.trainer.precision), device)
     seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
@@ -129,13 +163,12 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     channels_last = {"auto": device.type == "cuda", True: True, False: False}[cfg.trainer.channels_last]
     model = build_model(str(cfg.model.name), data.channels, data.num_classes)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    knobs = loss_knobs(cfg)
     loss_fn = build_loss(
         str(cfg.loss.name),
         num_classes=data.num_classes,
         embedding_dim=model.embedding_dim,
         class_counts=data.class_counts,
-        **knobs,
+        **loss_knobs(cfg),
     ).to(device)
     if loss_fn.inputs == "embeddings":
         # the loss owns the class weights: the model ends at its embedding
@@ -161,78 +194,107 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     groups = class_groups(data.class_counts) if data.long_tailed else None
     trainer = Trainer(
         model, loss_fn, data, train_batches, test_batches, optimizer, scheduler, precision, device, groups,
-        progress=bool(cfg.trainer.progress),
+        progress=bool(cfg.trainer.progress), skip_nonfinite=cfg.trainer.on_nonfinite == "skip_step",
     )
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create the run directory {run_dir}: {e.strerror or e}; set hydra.run.dir or paths.output_dir") from None
-    summary = {
-        "status": "running",
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "epochs_planned": epochs,
-        "epochs_completed": 0,
-        "dataset": data.name,
-        "model": str(cfg.model.name),
-        "loss": str(cfg.loss.name),
-        "seed": int(cfg.seed),
-        "data_dir": str(data_dir) if data.name.startswith("cifar") else None,
-        "device": str(device),
-        "device_name": device_name(device),
-        "precision": precision.name,
-        "versions": _versions(),
-        "class_counts": data.class_counts,
-        "final": {},
-        "best": {},
-        "best_epoch": None,
-        "wall_time_s": 0.0,
-    }
+    if resume:
+        start_epoch = int(state["epoch"]) + 1
+        if drw_epoch is not None and start_epoch > drw_epoch + 1:
+            loss_fn.set_class_weight(drw_weights.to(device))
+        model.load_state_dict(state["model"])
+        loss_fn.load_state_dict(state["loss"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        trainer.scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"], generator)
+        best_acc, best_per_class = state["best_acc"], state["best_per_class"]
+        summary = json.loads((run_dir / "summary.json").read_text())
+        summary.update(status="running", resumed_from_epoch=start_epoch - 1, epochs_planned=epochs)
+        rows = _truncate_metrics(run_dir / "metrics.csv", start_epoch - 1)
+        log.info("resuming %s at epoch %d", run_dir, start_epoch)
+    else:
+        start_epoch, best_acc, best_per_class, rows = 1, -1.0, None, []
+        summary = {
+            "status": "running",
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "epochs_planned": epochs,
+            "epochs_completed": 0,
+            "dataset": data.name,
+            "model": str(cfg.model.name),
+            "loss": str(cfg.loss.name),
+            "seed": int(cfg.seed),
+            "data_dir": str(data_dir) if data.name.startswith("cifar") else None,
+            "device": str(device),
+            "device_name": device_name(device),
+            "precision": precision.name,
+            "versions": _versions(),
+            "class_counts": data.class_counts,
+            "final": {},
+            "best": {},
+            "best_epoch": None,
+            "wall_time_s": 0.0,
+        }
+        # Hydra's .hydra/config.yaml keeps interpolations such as ${oc.env:...}; this is what ran
+        write_text(run_dir / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        write_csv(run_dir / "per_class.csv", PER_CLASS_COLUMNS, _per_class_rows(data.class_counts, groups, None, None))
     write_json(run_dir / "summary.json", summary)
-    # Hydra's .hydra/config.yaml keeps interpolations such as ${oc.env:...}; this is what ran
-    write_text(run_dir / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    write_csv(run_dir / "per_class.csv", _per_class_rows(data.class_counts, groups, None, None)[0].keys(),
-              _per_class_rows(data.class_counts, groups, None, None))
-    metrics = MetricsCSV(run_dir / "metrics.csv", METRIC_COLUMNS)
-    best_acc, best_per_class, rows = -1.0, None, []
+    metrics = MetricsCSV(run_dir / "metrics.csv", METRIC_COLUMNS, append=resume)
+    wall_before = float(summary.get("wall_time_s") or 0.0)
     try:
         from tqdm.auto import tqdm
 
-        bar = tqdm(range(1, epochs + 1), desc=f"{data.name} {cfg.model.name} {cfg.loss.name}", unit="epoch",
-                   disable=not cfg.trainer.progress, dynamic_ncols=True)
+        bar = tqdm(range(start_epoch, epochs + 1), desc=f"{data.name} {cfg.model.name} {cfg.loss.name}", unit="epoch",
+                   disable=not cfg.trainer.progress, dynamic_ncols=True, initial=start_epoch - 1, total=epochs)
         for epoch in bar:
             if drw_epoch is not None and epoch == drw_epoch + 1:
                 loss_fn.set_class_weight(drw_weights.to(device))
                 log.info("deferred re-weighting from epoch %d: class weights %s", epoch, drw_weights.tolist())
-            row = {"epoch": epoch, **trainer.train_epoch(epoch)}
+            trained = trainer.train_epoch(epoch, stop)
+            if trained is None:
+                break
+            first_bad = trained.pop("first_nonfinite_step")
+            row = {"epoch": epoch, **trained}
             test_row, per_class, reliability = trainer.evaluate()
             row.update(test_row)
             metrics.append(row)
             rows.append(row)
+            diverged = trained["nonfinite_steps"] > 0 and not trainer.skip_nonfinite
+            diverged |= not math.isfinite(row["train_loss"])
+            if diverged:
+                # last.pt keeps the last good epoch
+                summary["status"] = "diverged"
+                summary["error"] = (f"the loss became non-finite at epoch {epoch}, step {first_bad} "
+                                    f"(lower optim.lr, or trainer.on_nonfinite=skip_step to skip such steps)")
+                log.error("%s", summary["error"])
+                summary.update(final=row, epochs_completed=epoch)
+                break
             if row["test_acc"] > best_acc:
                 best_acc, best_per_class = row["test_acc"], per_class
                 summary["best"], summary["best_epoch"] = row, epoch
-            summary.update(final=row, epochs_completed=epoch, wall_time_s=time.perf_counter() - started)
+            summary.update(final=row, epochs_completed=epoch, wall_time_s=wall_before + time.perf_counter() - started)
             write_csv(run_dir / "calibration.csv", RELIABILITY_COLUMNS, [
                 {k: format_value(v) for k, v in r.items()} for r in reliability
             ])
-            write_csv(run_dir / "per_class.csv", ("class", "train_count", "group", "test_acc_last", "test_acc_best"),
+            write_csv(run_dir / "per_class.csv", PER_CLASS_COLUMNS,
                       _per_class_rows(data.class_counts, groups, per_class, best_per_class))
-            save_checkpoint(run_dir / "last.pt", {
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "loss": loss_fn.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": trainer.scaler.state_dict(),
-                "config": OmegaConf.to_container(cfg, resolve=True),
-            })
+            save_training_state(
+                run_dir / "last.pt",
+                epoch=epoch, model=model.state_dict(), loss=loss_fn.state_dict(), optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(), scaler=trainer.scaler.state_dict(), rng=rng_state(generator),
+                best_acc=best_acc, best_per_class=best_per_class, config=OmegaConf.to_container(cfg, resolve=True),
+            )
+            write_json(run_dir / "summary.json", summary)
             bar.set_postfix(train_loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_acc']:.3f}")
-            if not math.isfinite(row["train_loss"]):
-                summary["status"] = "diverged"
-                log.error("the training loss is not finite at epoch %d: stopping (lower optim.lr?)", epoch)
+            if stop:
                 break
-        else:
+        if stop and summary["status"] == "running":
+            summary["status"] = "interrupted"
+            summary["stopped_by"] = stop.name
+        elif summary["status"] == "running":
             summary["status"] = "finished"
     except KeyboardInterrupt:
         summary["status"] = "interrupted"
@@ -243,7 +305,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     finally:
         metrics.close()
         summary["diagnosis"] = asdict(diagnose_rows(rows))
-        summary["wall_time_s"] = time.perf_counter() - started
+        summary["wall_time_s"] = wall_before + time.perf_counter() - started
         summary["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         write_json(run_dir / "summary.json", summary)
     return summary

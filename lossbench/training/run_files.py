@@ -79,13 +79,14 @@ def format_value(value) -> str:
 class MetricsCSV:
     """metrics.csv, one row per epoch, each row flushed and synced as it is written."""
 
-    def __init__(self, path: Path, columns):
+    def __init__(self, path: Path, columns, append: bool = False):
         self.path = path
         self.columns = list(columns)
         try:
-            self.file = open(path, "w", newline="")
+            self.file = open(path, "a" if append else "w", newline="")
             self.writer = csv.writer(self.file, lineterminator="\n")
-            self._write(self.columns)
+            if not append:
+                self._write(self.columns)
         except OSError as e:
             raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 

@@ -5,8 +5,8 @@ finished work.
   jobs (``3_loss=focal,seed=0``), kept short and safe for file systems.
 - Launching the same sweep command again continues the newest sweep of that
   command that has unfinished jobs: finished jobs (their summary.json says so)
-  are skipped, failed or interrupted ones run again (their old files are kept
-  under ``attempts/``).
+  are skipped, interrupted ones continue from their last.pt, failed ones run
+  again (their old files are kept under ``attempts/``).
 - A failing job does not stop the others; the sweep ends with the list of the
   jobs that did not finish, and why.
 """
@@ -149,10 +149,17 @@ def plan_sweep(overrides: list[str], output_dir: str) -> tuple[list[str], Path |
     return flags_then_overrides(plan), sweep_dir
 
 
-def prepare_job(run_dir: Path) -> bool:
-    """True if the job already finished; otherwise an earlier attempt's files move to attempts/N/."""
+def prepare_job(run_dir: Path) -> str:
+    """What to do with a job folder: ``skip`` (finished), ``resume`` (interrupted
+    with a checkpoint), or ``fresh`` (an earlier failed attempt's files move to attempts/N/)."""
     if _finished(run_dir):
-        return True
+        return "skip"
+    try:
+        status = json.loads((run_dir / "summary.json").read_text()).get("status")
+    except (OSError, json.JSONDecodeError):
+        status = None
+    if status in ("interrupted", "running") and (run_dir / "last.pt").is_file():
+        return "resume"
     previous = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
     if previous:
         attempt = 1
@@ -162,7 +169,7 @@ def prepare_job(run_dir: Path) -> bool:
         target.mkdir(parents=True)
         for path in previous:
             shutil.move(str(path), target / path.name)
-    return False
+    return "fresh"
 
 
 def unfinished_jobs(sweep_dir: Path) -> list[tuple[str, str]]:

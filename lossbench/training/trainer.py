@@ -29,6 +29,7 @@ class Trainer:
         device: torch.device,
         class_groups: list[str] | None,
         progress: bool = True,
+        skip_nonfinite: bool = False,
     ):
         self.model = model
         self.loss_fn = loss_fn
@@ -41,7 +42,14 @@ class Trainer:
         self.device = device
         self.class_groups = class_groups
         self.progress = progress
-        self.scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_grad_scaler)
+        # A step whose gradients are not finite is skipped by the gradient scaler
+        # (without a host sync where the optimizer is fused). fp16 needs it
+        # anyway; to only skip, it runs at a fixed scale of 1.
+        self.skip_nonfinite = skip_nonfinite
+        self.fixed_scale = skip_nonfinite and not precision.needs_grad_scaler
+        self.scaler = torch.amp.GradScaler(
+            device.type, enabled=precision.needs_grad_scaler or skip_nonfinite, init_scale=1.0 if self.fixed_scale else 2.0**16
+        )
 
     def _autocast(self):
         if self.precision.autocast_dtype is None:
@@ -61,10 +69,13 @@ class Trainer:
             return outputs, self.loss_fn(torch.log_softmax(outputs.float(), dim=1), labels)
         return outputs, self.loss_fn(outputs, labels)
 
-    def train_epoch(self, epoch: int) -> dict:
+    def train_epoch(self, epoch: int, stop=None) -> dict | None:
+        """The epoch's training columns, or None if ``stop`` was raised before it ended."""
         self.model.train()
         self.loss_fn.train()
         tally = EpochTally(self.data.num_classes, self.device)
+        nonfinite = torch.zeros((), dtype=torch.int64, device=self.device)
+        first_nonfinite = torch.full((), -1, dtype=torch.int64, device=self.device)
         lr = self.optimizer.param_groups[0]["lr"]
         self._synchronize()
         start = time.perf_counter()
@@ -73,16 +84,25 @@ class Trainer:
             self.train_batches, desc=f"epoch {epoch}", unit="step", leave=False, dynamic_ncols=True,
             disable=not self.progress or len(self.train_batches) < LONG_EPOCH_STEPS,
         )
-        for images, labels in steps:
+        for step, (images, labels) in enumerate(steps, start=1):
+            if stop:
+                steps.close()
+                return None
             with self._autocast():
                 logits, loss = self._forward(images, labels)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
-            self.scaler.update()
+            self.scaler.update(1.0 if self.fixed_scale else None)
             lr = self.optimizer.param_groups[0]["lr"]
             self.scheduler.step()
-            tally.add(logits.detach(), labels, loss.detach() * labels.shape[0])
+            bad = ~torch.isfinite(loss.detach())
+            first_nonfinite = torch.where((first_nonfinite < 0) & bad, step, first_nonfinite)
+            nonfinite += bad
+            batch_loss = loss.detach() * labels.shape[0]
+            if self.skip_nonfinite:
+                batch_loss = torch.where(bad, torch.zeros_like(batch_loss), batch_loss)
+            tally.add(logits.detach(), labels, batch_loss)
         sums = tally.read()
         elapsed = time.perf_counter() - start
         n = max(int(sums["seen"].sum()), 1)
@@ -92,6 +112,8 @@ class Trainer:
             "train_acc": float(sums["correct"].sum() / n),
             "epoch_time_s": elapsed,
             "images_per_s": n / elapsed if elapsed > 0 else float("nan"),
+            "nonfinite_steps": int(nonfinite.item()),
+            "first_nonfinite_step": int(first_nonfinite.item()),
         }
 
     @torch.inference_mode()

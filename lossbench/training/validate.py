@@ -69,6 +69,7 @@ def _check_trainer(trainer) -> None:
         check_number("trainer.drw_epoch", trainer.drw_epoch, 0, trainer.epochs - 1, integer=True,
                      why=f" (trainer.epochs={trainer.epochs}), or null for no re-weighting")
     check_number("trainer.drw_beta", trainer.drw_beta, 0, 1, high_inclusive=False)
+    check_choice("trainer.on_nonfinite", trainer.on_nonfinite, ("stop", "skip_step"))
 
 
 def loss_knobs(cfg: DictConfig) -> dict:
