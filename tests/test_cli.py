@@ -79,7 +79,7 @@ def test_multirun_of_two_jobs(tmp_path):
     sweep = sweeps[0]
     assert (sweep / "multirun.yaml").is_file()
     losses = []
-    for job in ("0", "1"):
+    for job in ("0_loss=ce", "1_loss=label_smoothing"):
         summary = json.loads((sweep / job / "summary.json").read_text())
         assert summary["status"] == "finished" and summary["epochs_completed"] == 2
         losses.append(summary["loss"])
@@ -187,30 +187,6 @@ def test_knob_missing_from_the_config_file_can_still_be_set(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     run = next((tmp_path / "results" / "runs").glob("*/*_digits_focal"))
     assert yaml.safe_load((run / "resolved_config.yaml").read_text())["loss"]["reduction"] == "sum"
-
-
-def test_ctrl_c_ends_the_run_cleanly(tmp_path):
-    import signal
-    import time
-
-    process = subprocess.Popen(
-        [LOSSBENCH, "train", "dataset=digits", "trainer.epochs=200", "trainer.progress=false"], cwd=tmp_path,
-        env={**os.environ, "OMP_NUM_THREADS": "2"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        found = list((tmp_path / "results" / "runs").glob("*/*/metrics.csv"))
-        if found and len(found[0].read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130
-    assert "Traceback" not in stderr and "interrupted" in stderr
-    summary = json.loads((found[0].parent / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and summary["epochs_completed"] >= 2
-    rows = found[0].read_text().splitlines()
-    assert len(rows) == summary["epochs_completed"] + 1 and all(r.count(",") == rows[0].count(",") for r in rows)
 
 
 def test_diverged_run_exits_non_zero(tmp_path):

@@ -1,0 +1,160 @@
+"""Runs that die: kill -9 and resume, SIGTERM and SIGINT, divergence, bad resume
+paths, I/O errors. Subprocesses through the real CLI on digits."""
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+
+from test_cli import LOSSBENCH, assert_one_line_error, lossbench
+
+TIME_COLUMNS = {"epoch_time_s", "images_per_s"}
+RUN = ["dataset=digits", "trainer.epochs=6", "trainer.progress=false", "seed=3"]
+
+
+def _rows(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in csv.DictReader(f)]
+
+
+def _start(cwd, *args):
+    return subprocess.Popen([LOSSBENCH, "train", *args], cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "2"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_rows(metrics, count, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) > count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{metrics} never reached {count} rows")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run's metrics rows."""
+    cwd = tmp_path_factory.mktemp("reference")
+    result = lossbench("train", *RUN, "hydra.run.dir=run", cwd=cwd)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return _rows(cwd / "run")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kill_9_then_resume_matches_the_uninterrupted_run(tmp_path, reference, seed):
+    run_dir = tmp_path / "run"
+    process = _start(tmp_path, *RUN, f"hydra.run.dir={run_dir}")
+    _wait_for_rows(run_dir / "metrics.csv", 1)
+    time.sleep(random.Random(seed).uniform(0.0, 1.2))  # somewhere in epochs 2-5
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    result = lossbench("train", *RUN, f"trainer.resume={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _rows(run_dir) == reference
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs_completed"] == 6
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signals_end_the_run_cleanly(tmp_path, reference, sig, code):
+    run_dir = tmp_path / "run"
+    process = _start(tmp_path, *RUN, f"hydra.run.dir={run_dir}")
+    _wait_for_rows(run_dir / "metrics.csv", 2)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code
+    summary = json.loads((run_dir / "summary.json").read_text())
+    done = summary["epochs_completed"]
+    assert summary["status"] == "interrupted" and done >= 2
+    assert "Traceback" not in stderr
+    assert "resume with: lossbench train dataset=digits trainer.epochs=6" in stderr and f"trainer.resume={run_dir}" in stderr
+    rows = _rows(run_dir)
+    assert len(rows) == done and rows == reference[:done]  # each row complete, none half-written
+    assert (run_dir / "last.pt").stat().st_size > 0
+    resumed = lossbench("train", *RUN, f"trainer.resume={run_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0 and _rows(run_dir) == reference
+
+
+def test_resume_auto_finds_the_unfinished_run(tmp_path, reference):
+    process = _start(tmp_path, *RUN)
+    metrics = next(iter(_poll(lambda: list((tmp_path / "results" / "runs").glob("*/*/metrics.csv")))))
+    _wait_for_rows(metrics, 2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    result = lossbench("train", *RUN, "trainer.resume=auto", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _rows(metrics.parent) == reference
+    assert len(list((tmp_path / "results" / "runs").glob("*/*"))) == 1  # no second run directory
+
+
+def _poll(find, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = find()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("nothing appeared")
+
+
+def test_non_finite_loss_stops_with_epoch_and_step(tmp_path):
+    result = lossbench("train", "dataset=digits", "optim.lr=1e8", "trainer.epochs=4", "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 1
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["epochs_completed"] == 1
+    assert "non-finite at epoch 1, step" in summary["error"]
+    assert len(_rows(tmp_path / "run")) == 1
+
+
+def test_skip_step_counts_the_skipped_steps(tmp_path):
+    result = lossbench("train", "dataset=digits", "optim.lr=1e8", "trainer.epochs=2", "trainer.on_nonfinite=skip_step",
+                       "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = _rows(tmp_path / "run")
+    assert len(rows) == 2 and int(rows[0]["nonfinite_steps"]) > 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "finished"
+
+
+def test_bad_resume_paths_fail_in_one_line_and_write_nothing(tmp_path, reference):
+    (tmp_path / "not-a-run").mkdir()
+    result = lossbench("train", *RUN, f"trainer.resume={tmp_path / 'not-a-run'}", cwd=tmp_path)
+    assert_one_line_error(result, "is not a lossbench run directory")
+    assert not (tmp_path / "results").exists() and not any((tmp_path / "not-a-run").iterdir())
+    done = tmp_path / "done"
+    assert lossbench("train", *RUN, f"hydra.run.dir={done}", cwd=tmp_path).returncode == 0
+    before = {p.name: p.read_bytes() for p in done.iterdir() if p.is_file()}
+    other = lossbench("train", "dataset=digits_lt", "trainer.epochs=6", f"trainer.resume={done}", cwd=tmp_path)
+    assert_one_line_error(other, "was made with dataset.name=digits (now digits_lt)")
+    other_model = lossbench("train", *RUN, "model=resnet20", f"trainer.resume={done}", cwd=tmp_path)
+    assert_one_line_error(other_model, "model.name=small_cnn (now resnet20)")
+    assert {p.name: p.read_bytes() for p in done.iterdir() if p.is_file()} == before
+    nothing = lossbench("train", *RUN, "trainer.resume=auto", cwd=tmp_path)
+    assert_one_line_error(nothing, "trainer.resume=auto found no unfinished run")
+
+
+def test_an_io_error_while_writing_metrics_names_the_path(tmp_path, monkeypatch):
+    from lossbench.errors import UserError
+    from lossbench.training import run_files
+    from lossbench.training.run import run_training
+    from test_training import compose_train
+
+    real_fsync, calls = os.fsync, {"n": 0}
+
+    def failing_fsync(fd):
+        calls["n"] += 1
+        if calls["n"] > 12:  # some epochs in: the disk fills up
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(run_files.os, "fsync", failing_fsync)
+    with pytest.raises(UserError, match=r"cannot write .*: No space left on device"):
+        run_training(compose_train("trainer.epochs=6"), tmp_path)
+    monkeypatch.setattr(run_files.os, "fsync", real_fsync)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert rows and all(len(r) == len(rows[0]) and None not in r.values() for r in rows)
+    json.loads((tmp_path / "summary.json").read_text())  # still valid
