@@ -81,7 +81,11 @@ def test_relaunch_runs_only_the_unfinished_jobs(tmp_path):
     assert _snapshot(first) == before  # the finished job's files are untouched
     for job in ("1_loss=focal", "2_loss=label_smoothing"):
         assert _status(sweep / job) == "finished"
-    assert (sweep / "1_loss=focal" / "attempts" / "1" / "metrics.csv").exists()  # the killed attempt is kept
+    killed = sweep / "1_loss=focal"
+    assert len((killed / "metrics.csv").read_text().splitlines()) == 4
+    # killed before its first epoch ended: run afresh, the attempt kept; after: continued from last.pt
+    resumed = "resumed_from_epoch" in json.loads((killed / "summary.json").read_text())
+    assert resumed or (killed / "attempts" / "1" / "metrics.csv").exists()
 
 
 def test_a_failing_job_does_not_stop_the_others(tmp_path):
