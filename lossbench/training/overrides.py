@@ -11,6 +11,7 @@ import yaml
 
 from lossbench.config_dir import config_dir
 from lossbench.errors import UserError
+from lossbench.training.sweep import SWEEP_FUNCTIONS, is_swept
 
 GROUP_NOUNS = {
     "dataset": "datasets", "model": "models", "loss": "losses", "optim": "optimizers", "sched": "schedules",
@@ -20,7 +21,6 @@ GROUP_NOUNS = {
 OUTPUT_KEYS = ("paths.output_dir", "hydra.run.dir", "hydra.sweep.dir")
 # Hydra's informational modes write nothing
 NO_OUTPUT_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve")
-SWEEP_FUNCTIONS = ("choice(", "range(", "interval(", "glob(", "tag(", "sort(", "shuffle(")
 
 
 def _parse(overrides: list[str]) -> dict[str, str]:
@@ -82,16 +82,12 @@ def check_output_dirs(pairs: dict[str, str]) -> None:
             )
 
 
-def _is_sweep(value: str) -> bool:
-    return "," in value or any(f in value for f in SWEEP_FUNCTIONS)
-
-
 def _chosen_losses(pairs: dict[str, str]) -> list[str]:
     """The loss(es) a command line trains with: given, swept, from an experiment, or the default."""
     if "loss" in pairs:
         return [v for v in pairs["loss"].split(",")] if not any(f in pairs["loss"] for f in SWEEP_FUNCTIONS) else []
     for group in ("experiment", "hparams_search"):
-        if group in pairs and not _is_sweep(pairs[group]):
+        if group in pairs and not is_swept(pairs[group]):
             defaults = (yaml.safe_load((config_dir() / group / f"{pairs[group]}.yaml").read_text()) or {}).get("defaults", [])
             for entry in defaults:
                 if isinstance(entry, dict) and "override /loss" in entry:

@@ -41,7 +41,8 @@ def _key(arg: str) -> str:
     return arg.split("=", 1)[0].lstrip("+~")
 
 
-def _is_swept(value: str) -> bool:
+def is_swept(value: str) -> bool:
+    """A sweep value: a comma outside brackets, or one of Hydra's sweep functions."""
     depth, swept = 0, False
     for char in value:
         depth += char in "[({"
@@ -144,7 +145,7 @@ def plan_sweep(overrides: list[str], output_dir: str) -> tuple[list[str], Path |
         else:
             sweep_dir = Path(output_dir) / "multirun" / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
         plan.append(f"hydra.sweep.dir={sweep_dir}")
-    constant = sorted({_key(a) for a in task_overrides(overrides) if not _is_swept(a.split("=", 1)[1])})
+    constant = sorted({_key(a) for a in task_overrides(overrides) if not is_swept(a.split("=", 1)[1])})
     plan.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(constant)}]")
     return flags_then_overrides(plan), sweep_dir
 
