@@ -38,7 +38,12 @@ def check_flag(key: str, value) -> bool:
     return value
 
 
+def _spelled(choice) -> str:
+    # as a user types it on the command line
+    return str(choice).lower() if isinstance(choice, bool) else str(choice)
+
+
 def check_choice(key: str, value, choices) -> str:
     if value not in choices:
-        raise UserError(f"{key}={value!r} is invalid: valid values are {', '.join(map(str, choices))}")
+        raise UserError(f"{key}={value!r} is invalid: valid values are {', '.join(map(_spelled, choices))}")
     return value

@@ -111,6 +111,24 @@ def test_long_tailed_cifar_through_the_cli(tmp_path, cifar_dir):
         assert [int(r["train_count"]) for r in csv.DictReader(f)] == expected
 
 
+def test_fast_recipe_keeps_the_loss_free(tmp_path, cifar_dir):
+    result = lossbench("train", "+experiment=cifar10_fast", "loss=focal", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    cfg = yaml.safe_load(result.stdout)
+    assert cfg["model"]["name"] == "fastnet" and cfg["dataset"]["name"] == "cifar10" and cfg["loss"]["name"] == "focal"
+    assert cfg["optim"] == {"name": "sgd", "lr": 0.4, "momentum": 0.9, "weight_decay": 5.0e-4, "nesterov": True}
+    assert cfg["sched"] == {"name": "cosine", "warmup_epochs": 2, "min_lr_ratio": 0.0}
+    assert cfg["trainer"]["epochs"] == 10 and cfg["trainer"]["batch_size"] == 512
+    # the recipe trains (on the small synthetic CIFAR: smaller batches, lr scaled down)
+    result = lossbench("train", "experiment=cifar10_fast", "loss=label_smoothing", "trainer.epochs=6",
+                       "trainer.batch_size=50", "optim.lr=0.1", f"paths.data_dir={cifar_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = next((tmp_path / "results" / "runs").glob("*/*_cifar10_label_smoothing"))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["model"] == "fastnet" and summary["epochs_completed"] == 6
+    assert summary["best"]["test_acc"] > 0.8
+
+
 def test_cifar_offline_without_files_fails_in_one_line(tmp_path):
     empty = tmp_path / "nothing-here"
     # an address that refuses at once stands for "offline"
@@ -160,7 +178,7 @@ def test_reference_recipe_is_pinned(tmp_path):
         (["loss=focall"], ["loss='focall' is unknown", "valid losses are", "focal", "label_smoothing"]),
         (["-m", "loss=ce,focall"], ["loss='focall' is unknown"]),
         (["dataset=cifar11"], ["dataset='cifar11' is unknown", "cifar10_lt, digits"]),
-        (["experiment=nope"], ["experiment='nope' is unknown: valid experiments are ldam_drw_cifar10_lt"]),
+        (["experiment=nope"], ["experiment='nope' is unknown: valid experiments are cifar10_fast, ldam_drw_cifar10_lt"]),
     ],
 )
 def test_unknown_group_options_fail_in_one_line(tmp_path, args, fragments):

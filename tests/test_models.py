@@ -5,7 +5,7 @@ from lossbench.errors import UserError
 from lossbench.models import MODELS, build_model
 
 # He et al. 2016 report 0.27M, 0.46M and 0.85M for ResNet-20/32/56 (10 classes)
-PARAMETERS = {"resnet20": 269_722, "resnet32": 464_154, "resnet56": 853_018, "resnet18": 11_173_962}
+PARAMETERS = {"resnet20": 269_722, "resnet32": 464_154, "resnet56": 853_018, "resnet18": 11_173_962, "fastnet": 1_978_026}
 
 
 @pytest.mark.parametrize("name, count", PARAMETERS.items())

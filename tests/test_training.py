@@ -134,6 +134,7 @@ def test_existing_run_is_not_overwritten(tmp_path):
         ("dataset.imbalance_ratio=0.5", "dataset.imbalance_ratio=0.5 is invalid: it must be in [1, inf)"),
         ("trainer.drw_epoch=30", "trainer.drw_epoch=30 is invalid: it must be in [0, 29] (trainer.epochs=30)"),
         ("trainer.sampler=uniform", "trainer.sampler='uniform' is invalid: valid values are random, class_balanced"),
+        ("trainer.compile=fast", "trainer.compile='fast' is invalid: valid values are false, true, default, reduce-overhead"),
     ],
 )
 def test_bad_values_stop_before_any_file(tmp_path, override, message):
@@ -141,3 +142,25 @@ def test_bad_values_stop_before_any_file(tmp_path, override, message):
         run_training(compose_train(*override.split()), tmp_path / "run")
     assert message in str(info.value)
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_compiled_forward_matches_eager(tmp_path):
+    # inductor on the CPU; reduce-overhead also drives the CUDA-graph step marks
+    eager = run_training(compose_train("trainer.epochs=2"), tmp_path / "eager")
+    compiled = run_training(compose_train("trainer.epochs=2", "trainer.compile=reduce-overhead"), tmp_path / "compiled")
+    assert eager["compile"] is None and compiled["compile"] == "reduce-overhead"
+    for row_e, row_c in zip(read_rows(tmp_path / "eager"), read_rows(tmp_path / "compiled")):
+        # fused kernels round differently; the trajectory stays the same
+        assert float(row_c["train_loss"]) == pytest.approx(float(row_e["train_loss"]), rel=1e-2)
+        assert float(row_c["test_acc"]) == pytest.approx(float(row_e["test_acc"]), abs=0.02)
+    import torch
+
+    state = torch.load(tmp_path / "compiled" / "last.pt", weights_only=False)
+    assert state["model"].keys() == torch.load(tmp_path / "eager" / "last.pt", weights_only=False)["model"].keys()
+
+
+@pytest.mark.parametrize("value, mode", [(False, None), (True, "default"), ("max-autotune", "max-autotune")])
+def test_compile_choices(value, mode):
+    from lossbench.training.validate import compile_mode
+
+    assert compile_mode(value) == mode

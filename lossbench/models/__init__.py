@@ -4,6 +4,7 @@ from functools import partial
 
 from lossbench.errors import UserError
 from lossbench.models.classifier import Classifier
+from lossbench.models.fastnet import fastnet
 from lossbench.models.resnet18 import resnet18
 from lossbench.models.resnet_cifar import resnet_cifar
 from lossbench.models.small_cnn import small_cnn
@@ -14,6 +15,7 @@ MODELS = {
     "resnet56": partial(resnet_cifar, 56),
     "resnet18": resnet18,
     "small_cnn": small_cnn,
+    "fastnet": fastnet,
 }
 
 

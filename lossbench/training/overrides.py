@@ -138,8 +138,18 @@ def check_launcher(pairs: dict[str, str]) -> None:
             raise UserError(f"hydra/launcher={launcher} needs its plugin: pip install 'lossbench[{extra}]'")
 
 
+# groups that train.yaml lists with a null default: ``+GROUP=X`` (the form for
+# groups absent from the defaults) would make Hydra fail; it means ``GROUP=X``
+OPTIONAL_GROUPS = ("experiment", "hparams_search")
+
+
+def _plain_optional_groups(overrides: list[str]) -> list[str]:
+    return [arg[1:] if arg.startswith("+") and arg[1:].split("=", 1)[0] in OPTIONAL_GROUPS else arg for arg in overrides]
+
+
 def check_command_line(overrides: list[str]) -> list[str]:
     """The command line, checked; returns it with loss knobs made addable."""
+    overrides = _plain_optional_groups(overrides)
     pairs = _parse(overrides)
     check_group_choices(pairs)
     check_launcher(pairs)

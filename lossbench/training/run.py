@@ -36,7 +36,7 @@ from lossbench.training.metrics import METRIC_COLUMNS, RELIABILITY_COLUMNS, clas
 from lossbench.training.optim import build_optimizer, build_scheduler
 from lossbench.training.run_files import MetricsCSV, format_value, write_csv, write_json, write_text
 from lossbench.training.trainer import Trainer
-from lossbench.training.validate import loss_knobs, validate_config
+from lossbench.training.validate import compile_mode, loss_knobs, validate_config
 
 log = logging.getLogger("lossbench")
 
@@ -195,6 +195,7 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
     trainer = Trainer(
         model, loss_fn, data, train_batches, test_batches, optimizer, scheduler, precision, device, groups,
         progress=bool(cfg.trainer.progress), skip_nonfinite=cfg.trainer.on_nonfinite == "skip_step",
+        compile_mode=compile_mode(cfg.trainer.compile),
     )
 
     try:
@@ -231,6 +232,7 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
             "device": str(device),
             "device_name": device_name(device),
             "precision": precision.name,
+            "compile": compile_mode(cfg.trainer.compile),
             "versions": _versions(),
             "class_counts": data.class_counts,
             "final": {},

@@ -30,6 +30,7 @@ class Trainer:
         class_groups: list[str] | None,
         progress: bool = True,
         skip_nonfinite: bool = False,
+        compile_mode: str | None = None,
     ):
         self.model = model
         self.loss_fn = loss_fn
@@ -47,6 +48,11 @@ class Trainer:
         # anyway; to only skip, it runs at a fixed scale of 1.
         self.skip_nonfinite = skip_nonfinite
         self.fixed_scale = skip_nonfinite and not precision.needs_grad_scaler
+        # The model's state_dict keeps its own keys: what is compiled is the
+        # forward function, not the module. Shapes are static (the last, smaller
+        # batch of an epoch compiles once more), which lets inductor specialise.
+        self.compile_mode = compile_mode
+        self.forward = self._forward if compile_mode is None else torch.compile(self._forward, mode=compile_mode, dynamic=False)
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=precision.needs_grad_scaler or skip_nonfinite, init_scale=1.0 if self.fixed_scale else 2.0**16
         )
@@ -88,8 +94,11 @@ class Trainer:
             if stop:
                 steps.close()
                 return None
+            if self.compile_mode == "reduce-overhead":
+                # a new step: the CUDA graphs may reuse the last step's output memory
+                torch.compiler.cudagraph_mark_step_begin()
             with self._autocast():
-                logits, loss = self._forward(images, labels)
+                logits, loss = self.forward(images, labels)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -123,7 +132,9 @@ class Trainer:
         self.loss_fn.eval()
         tally = EpochTally(self.data.num_classes, self.device)
         for images, labels in self.test_batches:
+            if self.compile_mode == "reduce-overhead":
+                torch.compiler.cudagraph_mark_step_begin()
             with self._autocast():
-                logits, loss = self._forward(images, labels)
+                logits, loss = self.forward(images, labels)
             tally.add(logits.float(), labels, loss * labels.shape[0], calibration=True)
         return summarize_test(tally.read(), self.class_groups)

@@ -12,6 +12,16 @@ from lossbench.training.device import PRECISIONS
 from lossbench.training.optim import OPTIMIZERS, SCHEDULES
 
 SAMPLERS = ("random", "class_balanced")
+# trainer.compile: false, true (the default mode) or a torch.compile mode
+COMPILE_CHOICES = (False, True, "default", "reduce-overhead", "max-autotune")
+
+
+def compile_mode(value) -> str | None:
+    """The torch.compile mode that trainer.compile asks for; None: no compilation."""
+    check_choice("trainer.compile", value, COMPILE_CHOICES)
+    if value is False:
+        return None
+    return "default" if value is True else value
 
 
 def _check_optim(optim) -> None:
@@ -70,6 +80,7 @@ def _check_trainer(trainer) -> None:
                      why=f" (trainer.epochs={trainer.epochs}), or null for no re-weighting")
     check_number("trainer.drw_beta", trainer.drw_beta, 0, 1, high_inclusive=False)
     check_choice("trainer.on_nonfinite", trainer.on_nonfinite, ("stop", "skip_step"))
+    compile_mode(trainer.compile)
 
 
 def loss_knobs(cfg: DictConfig) -> dict:
