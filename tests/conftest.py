@@ -6,13 +6,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cifar_files import write_cifar10  # noqa: E402
+from lossbench.data.synthetic_cifar import write_synthetic_cifar10
 
 
 @pytest.fixture
 def cifar_dir(tmp_path: Path) -> Path:
     """A data directory holding a small CIFAR-10 in the real format (300 train, 100 test)."""
-    write_cifar10(tmp_path / "data")
+    write_synthetic_cifar10(tmp_path / "data")
     return tmp_path / "data"
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cifar_files import write_cifar10
+from lossbench.data.synthetic_cifar import write_synthetic_cifar10
 from lossbench.config_dir import config_dir
 from lossbench.data.cifar import LAYOUTS, load_cifar, read_batch_file
 from lossbench.data.dataset import load_dataset
@@ -80,7 +80,7 @@ def test_failed_download_says_where_and_how(tmp_path):
 def served_archive(tmp_path):
     """A CIFAR-10 archive served over HTTP on the loopback: (url, md5)."""
     site = tmp_path / "site"
-    write_cifar10(tmp_path / "source")
+    write_synthetic_cifar10(tmp_path / "source")
     site.mkdir()
     archive = site / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:

@@ -1,5 +1,6 @@
 """Which device and numeric precision a run trains with."""
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +39,11 @@ class Precision:
     def needs_grad_scaler(self) -> bool:
         # fp16's narrow exponent underflows small gradients; bf16's does not.
         return self.name == "fp16"
+
+    def autocast(self, device: torch.device):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=self.autocast_dtype)
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:

@@ -1,7 +1,6 @@
 """The training and evaluation passes. Per step: no host synchronisation (no
 ``.item()``, no ``.cpu()``); the epoch's sums stay on the device until its end."""
 
-import contextlib
 import time
 
 import torch
@@ -57,11 +56,6 @@ class Trainer:
             device.type, enabled=precision.needs_grad_scaler or skip_nonfinite, init_scale=1.0 if self.fixed_scale else 2.0**16
         )
 
-    def _autocast(self):
-        if self.precision.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.precision.autocast_dtype)
-
     def _synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -97,7 +91,7 @@ class Trainer:
             if self.compile_mode == "reduce-overhead":
                 # a new step: the CUDA graphs may reuse the last step's output memory
                 torch.compiler.cudagraph_mark_step_begin()
-            with self._autocast():
+            with self.precision.autocast(self.device):
                 logits, loss = self.forward(images, labels)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -134,7 +128,7 @@ class Trainer:
         for images, labels in self.test_batches:
             if self.compile_mode == "reduce-overhead":
                 torch.compiler.cudagraph_mark_step_begin()
-            with self._autocast():
+            with self.precision.autocast(self.device):
                 logits, loss = self.forward(images, labels)
             tally.add(logits.float(), labels, loss * labels.shape[0], calibration=True)
         return summarize_test(tally.read(), self.class_groups)

@@ -1,0 +1,63 @@
+"""The benchmark scripts, run as a user runs them (small sizes, CPU)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    result = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), *args], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def fastnet_training_flops() -> int:
+    """Forward and backward FLOPs of one 32x32 image through fastnet, counted by hand:
+    a 3x3 convolution is 2 * 9 * C_in * C_out FLOPs per output pixel; backward costs
+    twice the forward (input and weight gradients), except that the first convolution
+    needs no input gradient."""
+    convs = [(3, 32, 32), (32, 64, 32), (64, 64, 16), (64, 256, 16), (256, 256, 8), (256, 256, 8), (256, 256, 4)]
+    forward = [2 * 9 * c_in * c_out * size * size for c_in, c_out, size in convs]
+    head = 2 * 256 * 10
+    return sum(forward) * 3 - forward[0] + head * 3
+
+
+def test_flop_count_matches_a_hand_count():
+    bench = load_script("bench_throughput")
+    assert bench.training_flops_per_image("fastnet") == pytest.approx(fastnet_training_flops(), rel=1e-9)
+
+
+def test_throughput_table_on_cpu(tmp_path):
+    out = tmp_path / "results.json"
+    result = run_script("bench_throughput", "--device", "cpu", "--models", "fastnet", "--train-images", "1030",
+                        "--epochs", "2", "--json", str(out), cwd=tmp_path)
+    results = json.loads(out.read_text())
+    assert results["train_images"] == 1030 and results["precision"] == "fp32" and results["matmul_tflops"] > 0
+    conventional, lossbench = results["rows"]
+    assert (conventional["loop"], lossbench["loop"]) == ("conventional", "lossbench")
+    for row in results["rows"]:
+        assert row["model"] == "fastnet" and row["batch"] == 512
+        assert row["images_per_s"] == pytest.approx(1030 / row["epoch_s"])
+        assert row["floor_images_per_s"] == pytest.approx(results["matmul_tflops"] * 1e12 / fastnet_training_flops())
+        assert row["of_floor"] == pytest.approx(row["images_per_s"] / row["floor_images_per_s"])
+    assert conventional["vs_conventional"] == 1.0
+    assert lossbench["vs_conventional"] == pytest.approx(lossbench["images_per_s"] / conventional["images_per_s"])
+    table = result.stdout
+    assert "| fastnet | 512 | lossbench |" in table and "| fastnet | 512 | conventional |" in table
+    assert f"{lossbench['vs_conventional']:.2f}x" in table
