@@ -1,17 +1,28 @@
-"""Forward + backward time of every loss relative to cross entropy.
+"""Time of every loss relative to cross entropy, two ways.
 
-What is timed is what a training step spends beyond the backbone: from a batch
-of embeddings (batch x 128) to the gradient, i.e. a linear head plus the loss
-for logit losses, and the loss with its own class weights (and, for supcon,
-its projection head) for the margin losses.
+The loss alone (default): what a training step spends beyond the backbone,
+from a batch of embeddings (batch x 128) to the gradient, i.e. a linear head
+plus the loss for logit losses, and the loss with its own class weights (and,
+for supcon, its projection head) for the margin losses.
+
+The whole step (``--model resnet32``): ``lossbench train``'s own loop with each
+loss on synthetic CIFAR-10 (batch 128), its time per step (median over the
+epochs after the first) relative to ce's. The loss is tiny next to the network;
+what could cost is an extra kernel per step or a host sync. Losses that train
+on two views per image (supcon) do twice the network's work per step, and are
+compared per image as well.
 
     python scripts/bench_losses.py                  # CPU, and CUDA when present
     python scripts/bench_losses.py --device cpu --classes 10 100
+    python scripts/bench_losses.py --model resnet32 --device cuda
+    python scripts/bench_losses.py --model resnet32 --device cpu --train-images 1280 --losses ce focal ldam
 """
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -70,6 +81,26 @@ def bench(device: torch.device, classes: list[int], batch: int, repeats: int, in
         print(f"| {name} | " + " | ".join(f"{t / base:.2f}x" for t, base in zip(times, results["ce"])) + " |")
 
 
+def bench_training_step(model: str, losses: list[str], device: torch.device, train_images: int, epochs: int) -> None:
+    from bench_throughput import BATCH_SIZES, device_label, lossbench_epoch_times, steady, write_data
+
+    batch = BATCH_SIZES.get(model, 128)
+    steps = -(-train_images // batch)
+    with tempfile.TemporaryDirectory() as root:
+        data_dir = write_data(Path(root), train_images, max(train_images // 5, 100))
+        times = {name: steady(lossbench_epoch_times(model, batch, data_dir, device, epochs, [f"loss={name}"]))
+                 for name in losses}
+    views = {name: LOSSES[name].views for name in losses}
+    print(f"\n## {device_label(device)}: lossbench train's step, {model}, batch {batch}, {train_images} images per epoch;"
+          f" time relative to ce (same run)\n")
+    print("| loss | ms per step | vs ce | views | vs ce per image |")
+    print("|---|---|---|---|---|")
+    base = times["ce"] / steps
+    for name, seconds in times.items():
+        step = seconds / steps
+        print(f"| {name} | {step * 1e3:.2f} | {step / base:.3f}x | {views[name]} | {step / views[name] / base:.3f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all")
@@ -77,7 +108,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--inner", type=int, default=10)
+    parser.add_argument("--model", help="time lossbench train's whole step with this model (e.g. resnet32)")
+    parser.add_argument("--losses", nargs="+", choices=sorted(LOSSES), default=None, help="with --model: these (ce first)")
+    parser.add_argument("--train-images", type=int, default=None, help="with --model; default 50000 on CUDA, 1280 on CPU")
+    parser.add_argument("--epochs", type=int, default=3, help="with --model; the first is not counted")
     args = parser.parse_args()
+    if args.model:
+        device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+        losses = ["ce"] + [n for n in (args.losses or LOSSES) if n != "ce"]
+        images = 10 * ((args.train_images or (50000 if device.type == "cuda" else 1280)) // 10)
+        bench_training_step(args.model, losses, device, images, args.epochs)
+        return
     devices = []
     if args.device in ("all", "cpu"):
         devices.append(torch.device("cpu"))

@@ -61,3 +61,34 @@ def test_throughput_table_on_cpu(tmp_path):
     table = result.stdout
     assert "| fastnet | 512 | lossbench |" in table and "| fastnet | 512 | conventional |" in table
     assert f"{lossbench['vs_conventional']:.2f}x" in table
+
+
+def table_rows(text: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| concurrent") and not line.startswith("| loss")]
+
+
+def test_concurrent_runs_table_on_cpu(tmp_path):
+    result = run_script("bench_concurrent", "--device", "cpu", "--runs", "1", "2", "--train-images", "640",
+                        "--epochs", "2", cwd=tmp_path)
+    rows = table_rows(result.stdout)
+    assert [r[0] for r in rows] == ["1", "2"]
+    single = float(rows[0][1])
+    for runs, aggregate, mean, speedup, wall in rows:
+        assert float(mean) == pytest.approx(float(aggregate) / int(runs), abs=1)
+        assert float(speedup.rstrip("x")) == pytest.approx(float(aggregate) / single, abs=0.01)
+        assert float(wall) > 0
+
+
+def test_loss_step_table_on_cpu(tmp_path):
+    result = run_script("bench_losses", "--model", "resnet32", "--device", "cpu", "--train-images", "256",
+                        "--epochs", "2", "--losses", "focal", "supcon", cwd=tmp_path)
+    rows = {r[0]: r for r in table_rows(result.stdout)}
+    assert list(rows) == ["ce", "focal", "supcon"]
+    assert rows["ce"][1:] == [rows["ce"][1], "1.000x", "1", "1.000x"]
+    ce_ms = float(rows["ce"][1])
+    for name, views in (("focal", 1), ("supcon", 2)):
+        ms, ratio, shown_views, per_image = rows[name][1:]
+        assert float(ratio.rstrip("x")) == pytest.approx(float(ms) / ce_ms, abs=2e-3)
+        assert int(shown_views) == views
+        assert float(per_image.rstrip("x")) == pytest.approx(float(ms) / views / ce_ms, abs=2e-3)
