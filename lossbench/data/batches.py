@@ -1,5 +1,10 @@
 """Batches drawn from a device-resident split: a permutation on the device,
-slicing, augmentation and normalisation there. Nothing crosses to the host."""
+slicing, augmentation and normalisation there. Nothing crosses to the host.
+
+An epoch is shuffled and augmented in one go at its start (a few large kernels
+instead of a dozen small ones per step, which on a GPU would cost more launch
+time than a small network's step takes); each step then only slices the epoch
+and normalises its batch."""
 
 from collections.abc import Iterator
 
@@ -42,22 +47,24 @@ class DeviceBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.split)
         device = self.split.labels.device
+        images, labels = self.split.images, self.split.labels
         order = None
         if self.sample_weights is not None:
             order = torch.multinomial(self.sample_weights, n, replacement=True, generator=self.generator)
         elif self.shuffle:
             order = torch.randperm(n, device=device, generator=self.generator)
+        if order is not None:
+            images, labels = images[order], labels[order]
+        # independent augmentations of the same images, one epoch tensor per view
+        views = [self.augment(images) for _ in range(self.views)]
         for start in range(0, n, self.batch_size):
-            if order is not None:
-                index = order[start : start + self.batch_size]
-                images, labels = self.split.images[index], self.split.labels[index]
+            end = start + self.batch_size
+            if self.views == 1:
+                yield self.normalize(views[0][start:end]), labels[start:end]
             else:
-                images = self.split.images[start : start + self.batch_size]
-                labels = self.split.labels[start : start + self.batch_size]
-            if self.views > 1:
-                # independent augmentations of the same images, stacked view by view
-                images, labels = images.repeat(self.views, 1, 1, 1), labels.repeat(self.views)
-            yield self.normalize(self.augment(images)), labels
+                # stacked view by view
+                batch = torch.cat([view[start:end] for view in views])
+                yield self.normalize(batch), labels[start:end].repeat(self.views)
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         if self.crop_padding:
