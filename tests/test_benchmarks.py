@@ -82,7 +82,7 @@ def test_concurrent_runs_table_on_cpu(tmp_path):
 
 def test_loss_step_table_on_cpu(tmp_path):
     result = run_script("bench_losses", "--model", "resnet32", "--device", "cpu", "--train-images", "256",
-                        "--epochs", "2", "--losses", "focal", "supcon", cwd=tmp_path)
+                        "--epochs", "2", "--rounds", "1", "--losses", "focal", "supcon", cwd=tmp_path)
     rows = {r[0]: r for r in table_rows(result.stdout)}
     assert list(rows) == ["ce", "focal", "supcon"]
     assert rows["ce"][1:] == [rows["ce"][1], "1.000x", "1", "1.000x"]
