@@ -164,3 +164,10 @@ def test_compile_choices(value, mode):
     from lossbench.training.validate import compile_mode
 
     assert compile_mode(value) == mode
+
+
+def test_compile_without_a_compiler_fails_before_any_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(UserError, match="trainer.compile on the CPU needs a C\\+\\+ compiler"):
+        run_training(compose_train("trainer.compile=true"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -22,6 +22,15 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def check_can_compile(mode: str | None, device: torch.device) -> None:
+    """torch.compile on the CPU builds C++; without a compiler it would fail at the first step."""
+    import shutil
+
+    if mode and device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        raise UserError("trainer.compile on the CPU needs a C++ compiler (g++ or clang++) on the PATH: "
+                        "install one, or set trainer.compile=false")
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

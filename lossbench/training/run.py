@@ -24,7 +24,7 @@ from lossbench.losses import build_loss
 from lossbench.losses.class_weights import class_weights
 from lossbench.models import build_model
 from lossbench.report.diagnosis import diagnose
-from lossbench.training.device import device_name, resolve_device, resolve_precision
+from lossbench.training.device import check_can_compile, device_name, resolve_device, resolve_precision
 from lossbench.training.checkpoint import (
     check_resumable,
     load_training_state,
@@ -149,6 +149,7 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
                         f"or choose another output directory")
     device = resolve_device(str(cfg.trainer.device))
     precision = resolve_precision(str(cfg.trainer.precision), device)
+    check_can_compile(compile_mode(cfg.trainer.compile), device)
     seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
 
     data_dir = Path(str(cfg.paths.data_dir)).expanduser()
