@@ -43,7 +43,7 @@ def test_train_help_shows_the_config_groups(tmp_path):
     assert result.returncode == 0
     assert "lossbench train" in result.stdout
     assert "dataset: cifar10, cifar100, cifar100_lt, cifar10_lt, digits, digits_lt" in result.stdout
-    assert "experiment: ldam_drw_cifar10_lt" in result.stdout
+    assert "experiment: cifar10_fast, ldam_drw_cifar10_lt" in result.stdout
     for group in ("model:", "loss:", "optim:", "sched:", "trainer:", "paths:"):
         assert group in result.stdout
 
