@@ -44,6 +44,7 @@ def _spelled(choice) -> str:
 
 
 def check_choice(key: str, value, choices) -> str:
-    if value not in choices:
+    # by type as well as value: 1 == True, but trainer.compile=1 is not "true"
+    if not any(type(value) is type(c) and value == c for c in choices):
         raise UserError(f"{key}={value!r} is invalid: valid values are {', '.join(map(_spelled, choices))}")
     return value

@@ -380,6 +380,20 @@ def test_margin_applies_in_training_only():
     assert train_value > loss(x, y)
 
 
+@pytest.mark.parametrize("name", ["l_softmax", "sphereface"])
+def test_annealing_does_not_recompile_a_compiled_step(name):
+    loss = build_loss(name, num_classes=3, embedding_dim=4)
+    x, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    torch._dynamo.reset()
+    compiled = torch.compile(loss, backend="eager", dynamic=False)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        values = [compiled(x, y) for _ in range(5)]
+    assert loss.step == 5
+    eager = build_loss(name, num_classes=3, embedding_dim=4)
+    eager.load_state_dict(loss.state_dict() | {"_extra_state": {"step": 0}})
+    torch.testing.assert_close(torch.stack(values), torch.stack([eager(x, y) for _ in range(5)]))
+
+
 def test_lambda_anneals_per_training_step_and_is_saved():
     loss = build_loss("sphereface", num_classes=3, embedding_dim=4)
     x, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])

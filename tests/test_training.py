@@ -135,6 +135,8 @@ def test_existing_run_is_not_overwritten(tmp_path):
         ("trainer.drw_epoch=30", "trainer.drw_epoch=30 is invalid: it must be in [0, 29] (trainer.epochs=30)"),
         ("trainer.sampler=uniform", "trainer.sampler='uniform' is invalid: valid values are random, class_balanced"),
         ("trainer.compile=fast", "trainer.compile='fast' is invalid: valid values are false, true, default, reduce-overhead"),
+        ("trainer.compile=1", "trainer.compile=1 is invalid: valid values are false, true"),
+        ("trainer.compile=0", "trainer.compile=0 is invalid: valid values are false, true"),
     ],
 )
 def test_bad_values_stop_before_any_file(tmp_path, override, message):
@@ -171,3 +173,18 @@ def test_compile_without_a_compiler_fails_before_any_file(tmp_path, monkeypatch)
     with pytest.raises(UserError, match="trainer.compile on the CPU needs a C\\+\\+ compiler"):
         run_training(compose_train("trainer.compile=true"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_in_process_runs_each_compile_their_own_step(tmp_path, monkeypatch):
+    # Hydra's basic launcher and the search run jobs in one process; each must
+    # compile (dynamo's eager backend: the tracing without inductor's build)
+    import torch
+    from torch._dynamo.utils import counters
+
+    compile_with_inductor = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compile_with_inductor(fn, backend="eager", dynamic=False))
+    for loss in ("ce", "focal", "label_smoothing", "poly1", "ldam"):
+        counters.clear()
+        run_training(compose_train("trainer.epochs=1", "trainer.compile=true", f"loss={loss}"), tmp_path / loss)
+        # train (full and last batch) and evaluation (full and last batch)
+        assert counters["stats"]["unique_graphs"] >= 3, loss

@@ -61,12 +61,26 @@ class LSoftmax(ClassificationLoss):
         self.lambda_gamma = float(check_range("lambda_gamma", lambda_gamma, 0.0))
         self.lambda_power = float(check_range("lambda_power", lambda_power, 0.0))
         self.weight = new_class_weight(num_classes, embedding_dim, self.name)
-        self.step = 0  # training steps seen: drives the annealing
+        # Training steps seen, which drive the annealing. A tensor on the loss's
+        # device, so that counting costs no host sync and a compiled step does
+        # not take the count for a constant (and recompile at every step).
+        self.register_buffer("steps", torch.zeros((), dtype=torch.float64), persistent=False)
+
+    @property
+    def step(self) -> int:
+        return int(self.steps)
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.steps.fill_(value)
+
+    def lam_tensor(self) -> torch.Tensor:
+        annealed = self.lambda_base * (1.0 + self.lambda_gamma * self.steps) ** (-self.lambda_power)
+        return annealed.clamp_min(self.lambda_min)
 
     @property
     def lam(self) -> float:
-        annealed = self.lambda_base * (1.0 + self.lambda_gamma * self.step) ** (-self.lambda_power)
-        return max(self.lambda_min, annealed)
+        return float(self.lam_tensor())
 
     def get_extra_state(self):
         return {"step": self.step}
@@ -81,7 +95,7 @@ class LSoftmax(ClassificationLoss):
         with torch.autocast(embeddings.device.type, enabled=False):
             return wide(embeddings) @ self._weight().t()
 
-    def margin_logits(self, embeddings: torch.Tensor, target: torch.Tensor, lam: float) -> torch.Tensor:
+    def margin_logits(self, embeddings: torch.Tensor, target: torch.Tensor, lam) -> torch.Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
             x, w = wide(embeddings), self._weight()
             x_norm = x.norm(dim=1).clamp_min(1e-12)
@@ -97,8 +111,8 @@ class LSoftmax(ClassificationLoss):
     def forward(self, embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return self.cross_entropy(self.logits(embeddings), target)
-        loss = self.cross_entropy(self.margin_logits(embeddings, target, self.lam), target)
-        self.step += 1
+        loss = self.cross_entropy(self.margin_logits(embeddings, target, self.lam_tensor().float()), target)
+        self.steps += 1
         return loss
 
 

@@ -35,7 +35,7 @@ from lossbench.training.checkpoint import (
 from lossbench.training.metrics import METRIC_COLUMNS, RELIABILITY_COLUMNS, class_groups
 from lossbench.training.optim import build_optimizer, build_scheduler
 from lossbench.training.run_files import MetricsCSV, format_value, write_csv, write_json, write_text
-from lossbench.training.trainer import Trainer
+from lossbench.training.trainer import CUDA_GRAPH_MODES, Trainer
 from lossbench.training.validate import compile_mode, loss_knobs, validate_config
 
 log = logging.getLogger("lossbench")
@@ -64,8 +64,8 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    # both ways: the runs of an in-process sweep share these settings
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     torch.backends.cudnn.benchmark = not deterministic
 
 
@@ -149,7 +149,17 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
                         f"or choose another output directory")
     device = resolve_device(str(cfg.trainer.device))
     precision = resolve_precision(str(cfg.trainer.precision), device)
-    check_can_compile(compile_mode(cfg.trainer.compile), device)
+    compiling = compile_mode(cfg.trainer.compile)
+    check_can_compile(compiling, device)
+    if compiling in CUDA_GRAPH_MODES and device.type != "cuda":
+        log.warning("trainer.compile=%s: CUDA graphs need a CUDA device; on %s the forward pass is compiled without them",
+                    compiling, device)
+    if compiling and device.type == "cpu":
+        # inductor's C++ build looks for CUDA even where it will not use it
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    if float(cfg.sched.warmup_epochs) >= epochs:
+        log.warning("sched.warmup_epochs=%s covers the whole run of %d epochs: the learning rate never leaves the warm-up",
+                    cfg.sched.warmup_epochs, epochs)
     seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
 
     data_dir = Path(str(cfg.paths.data_dir)).expanduser()
@@ -196,7 +206,7 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
     trainer = Trainer(
         model, loss_fn, data, train_batches, test_batches, optimizer, scheduler, precision, device, groups,
         progress=bool(cfg.trainer.progress), skip_nonfinite=cfg.trainer.on_nonfinite == "skip_step",
-        compile_mode=compile_mode(cfg.trainer.compile),
+        compile_mode=compiling,
     )
 
     try:
@@ -215,7 +225,7 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
         restore_rng(state["rng"], generator)
         best_acc, best_per_class = state["best_acc"], state["best_per_class"]
         summary = json.loads((run_dir / "summary.json").read_text())
-        summary.update(status="running", resumed_from_epoch=start_epoch - 1, epochs_planned=epochs)
+        summary.update(status="running", resumed_from_epoch=start_epoch - 1, epochs_planned=epochs, compile=compiling)
         rows = _truncate_metrics(run_dir / "metrics.csv", start_epoch - 1)
         log.info("resuming %s at epoch %d", run_dir, start_epoch)
     else:
@@ -233,7 +243,7 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
             "device": str(device),
             "device_name": device_name(device),
             "precision": precision.name,
-            "compile": compile_mode(cfg.trainer.compile),
+            "compile": compiling,
             "versions": _versions(),
             "class_counts": data.class_counts,
             "final": {},

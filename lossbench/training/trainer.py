@@ -12,6 +12,8 @@ from lossbench.training.device import Precision
 from lossbench.training.metrics import EpochTally, summarize_test
 
 LONG_EPOCH_STEPS = 100
+# torch.compile modes that replay the compiled code as CUDA graphs
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 class Trainer:
@@ -51,7 +53,14 @@ class Trainer:
         # forward function, not the module. Shapes are static (the last, smaller
         # batch of an epoch compiles once more), which lets inductor specialise.
         self.compile_mode = compile_mode
-        self.forward = self._forward if compile_mode is None else torch.compile(self._forward, mode=compile_mode, dynamic=False)
+        self.forward = self._forward
+        if compile_mode is not None:
+            # Compiled code is cached per function, not per Trainer: without a
+            # reset, the runs of an in-process sweep would share one cache and
+            # run uncompiled once it is full.
+            torch.compiler.reset()
+            self.forward = torch.compile(self._forward, mode=compile_mode, dynamic=False)
+        self.cuda_graphs = compile_mode in CUDA_GRAPH_MODES and device.type == "cuda"
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=precision.needs_grad_scaler or skip_nonfinite, init_scale=1.0 if self.fixed_scale else 2.0**16
         )
@@ -88,7 +97,7 @@ class Trainer:
             if stop:
                 steps.close()
                 return None
-            if self.compile_mode == "reduce-overhead":
+            if self.cuda_graphs:
                 # a new step: the CUDA graphs may reuse the last step's output memory
                 torch.compiler.cudagraph_mark_step_begin()
             with self.precision.autocast(self.device):
@@ -119,16 +128,18 @@ class Trainer:
             "first_nonfinite_step": int(first_nonfinite.item()),
         }
 
-    @torch.inference_mode()
     def evaluate(self):
         """The test columns of the metrics row, and the per-class test accuracy."""
         self.model.eval()
         self.loss_fn.eval()
         tally = EpochTally(self.data.num_classes, self.device)
-        for images, labels in self.test_batches:
-            if self.compile_mode == "reduce-overhead":
-                torch.compiler.cudagraph_mark_step_begin()
-            with self.precision.autocast(self.device):
-                logits, loss = self.forward(images, labels)
-            tally.add(logits.float(), labels, loss * labels.shape[0], calibration=True)
+        # inference mode's tensors cannot enter the compiled training graphs
+        # later (as a recompilation after this evaluation would make them)
+        with torch.no_grad() if self.compile_mode else torch.inference_mode():
+            for images, labels in self.test_batches:
+                if self.cuda_graphs:
+                    torch.compiler.cudagraph_mark_step_begin()
+                with self.precision.autocast(self.device):
+                    logits, loss = self.forward(images, labels)
+                tally.add(logits.float(), labels, loss * labels.shape[0], calibration=True)
         return summarize_test(tally.read(), self.class_groups)

@@ -13,7 +13,7 @@ from lossbench.training.optim import OPTIMIZERS, SCHEDULES
 
 SAMPLERS = ("random", "class_balanced")
 # trainer.compile: false, true (the default mode) or a torch.compile mode
-COMPILE_CHOICES = (False, True, "default", "reduce-overhead", "max-autotune")
+COMPILE_CHOICES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def compile_mode(value) -> str | None:
