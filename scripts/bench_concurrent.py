@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_throughput import BATCH_SIZES, device_label, resolve, steady, train_overrides, write_data
+from bench_throughput import BATCH_SIZES, checked_device, checked_sizes, device_label, steady, train_overrides, write_data
 
 MODEL = "resnet32"
 
@@ -31,11 +31,21 @@ def lossbench_command() -> str:
     return shutil.which("lossbench") or str(Path(sys.executable).with_name("lossbench"))
 
 
+def available_cores() -> int:
+    # the cores this process may run on, which a container or taskset can limit
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def threads_per_run(count: int, device) -> int | None:
+    """On a CPU the cores are split between the runs; None: left as the environment says."""
+    return max(1, available_cores() // count) if device.type == "cpu" else None
+
+
 def concurrent_runs(count: int, data_dir: Path, out_dir: Path, device, epochs: int, train_images: int) -> dict:
     env = dict(os.environ)
-    if device.type == "cpu":
-        # the cores split between the runs rather than each run claiming all
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // count))
+    threads = threads_per_run(count, device)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     processes = []
     start = time.perf_counter()
     for i in range(count):
@@ -44,14 +54,20 @@ def concurrent_runs(count: int, data_dir: Path, out_dir: Path, device, epochs: i
         processes.append((run_dir, subprocess.Popen([lossbench_command(), "train", *overrides], env=env,
                                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
     per_run = []
-    for run_dir, process in processes:
-        _, stderr = process.communicate()
-        if process.returncode != 0:
-            raise SystemExit(f"a run of {count} failed (exit {process.returncode}):\n{stderr[-2000:]}")
-        with open(run_dir / "metrics.csv", newline="") as f:
-            times = [float(row["epoch_time_s"]) for row in csv.DictReader(f)]
-        per_run.append(train_images / steady(times))
-    return {"runs": count, "per_run_images_per_s": per_run, "aggregate_images_per_s": sum(per_run),
+    try:
+        for run_dir, process in processes:
+            _, stderr = process.communicate()
+            if process.returncode != 0:
+                raise SystemExit(f"a run of {count} failed (exit {process.returncode}):\n{stderr[-2000:]}")
+            with open(run_dir / "metrics.csv", newline="") as f:
+                times = [float(row["epoch_time_s"]) for row in csv.DictReader(f)]
+            per_run.append(train_images / steady(times))
+    finally:
+        for _, process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return {"runs": count, "threads": threads, "per_run_images_per_s": per_run, "aggregate_images_per_s": sum(per_run),
             "wall_s": time.perf_counter() - start}
 
 
@@ -60,12 +76,13 @@ def format_table(rows: list[dict], device_name: str, train_images: int, epochs: 
     lines = [
         f"## {device_name}: {MODEL}, batch {BATCH_SIZES[MODEL]}, {train_images} images per epoch, {epochs} epochs per run",
         "",
-        "| concurrent runs | aggregate images/s | images/s per run (mean) | vs one run | wall time (s) |",
-        "|---|---|---|---|---|",
+        "| concurrent runs | threads per run | aggregate images/s | images/s per run (mean) | vs one run | wall time (s) |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         mean = r["aggregate_images_per_s"] / r["runs"]
-        lines.append(f"| {r['runs']} | {r['aggregate_images_per_s']:.0f} | {mean:.0f} | "
+        threads = r["threads"] or os.environ.get("OMP_NUM_THREADS", "default")
+        lines.append(f"| {r['runs']} | {threads} | {r['aggregate_images_per_s']:.0f} | {mean:.0f} | "
                      f"{r['aggregate_images_per_s'] / single:.2f}x | {r['wall_s']:.1f} |")
     return "\n".join(lines)
 
@@ -77,12 +94,15 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, default=None, help="default: 50000 on CUDA, 1280 on CPU")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per run; the first is not counted")
     args = parser.parse_args()
-    device = resolve(args.device)
-    train_images = 10 * ((args.train_images or (50000 if device.type == "cuda" else 1280)) // 10)
+    device = checked_device(parser, args.device)
+    if min(args.runs) < 1:
+        parser.error(f"--runs {' '.join(map(str, args.runs))} is invalid: every count must be at least 1")
+    train_images = checked_sizes(parser, args, device, 1280, BATCH_SIZES[MODEL])
     with tempfile.TemporaryDirectory() as work:
         data_dir = write_data(Path(work) / "data", train_images, max(train_images // 5, 100))
         rows = [concurrent_runs(n, data_dir, Path(work), device, args.epochs, train_images) for n in args.runs]
-    print(format_table(rows, device_label(device), train_images, args.epochs))
+    label = device_label(device) if device.type == "cuda" else f"CPU, {available_cores()} cores"
+    print(format_table(rows, label, train_images, args.epochs))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from lossbench.losses import LOSSES, build_loss
+from lossbench.models import MODELS
 
 EMBEDDING_DIM = 128
 
@@ -114,16 +115,22 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--inner", type=int, default=10)
-    parser.add_argument("--model", help="time lossbench train's whole step with this model (e.g. resnet32)")
+    parser.add_argument("--model", choices=sorted(MODELS), help="time lossbench train's whole step with this model (e.g. resnet32)")
     parser.add_argument("--losses", nargs="+", choices=sorted(LOSSES), default=None, help="with --model: these (ce first)")
     parser.add_argument("--train-images", type=int, default=None, help="with --model; default 50000 on CUDA, 1280 on CPU")
     parser.add_argument("--epochs", type=int, default=3, help="with --model; the first is not counted")
     parser.add_argument("--rounds", type=int, default=2, help="with --model: passes over the losses; each keeps its best")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available here; use --device cpu")
     if args.model:
+        from bench_throughput import BATCH_SIZES, checked_sizes
+
+        if args.rounds < 1:
+            parser.error(f"--rounds {args.rounds} is invalid: give at least 1")
         device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
         losses = ["ce"] + [n for n in (args.losses or LOSSES) if n != "ce"]
-        images = 10 * ((args.train_images or (50000 if device.type == "cuda" else 1280)) // 10)
+        images = checked_sizes(parser, args, device, 1280, BATCH_SIZES.get(args.model, 128))
         bench_training_step(args.model, losses, device, images, args.epochs, args.rounds)
         return
     devices = []

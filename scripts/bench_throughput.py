@@ -47,10 +47,29 @@ BATCH_SIZES = {"resnet32": 128, "resnet18": 512, "fastnet": 512}
 CONVENTIONAL_WORKERS = 4
 
 
-def resolve(device_name: str) -> torch.device:
-    if device_name == "auto":
+def checked_device(parser: argparse.ArgumentParser, name: str) -> torch.device:
+    if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device_name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        parser.error(f"--device {name!r} is invalid: use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {name}: no CUDA device is available here; use --device cpu")
+    return device
+
+
+def checked_sizes(parser: argparse.ArgumentParser, args, device: torch.device, cpu_default: int, batch: int) -> int:
+    """The number of training images (ten equal classes), after checking it and --epochs."""
+    if args.epochs < 2:
+        parser.error(f"--epochs {args.epochs} is too few: the first epoch (start-up, compilation) is not counted, "
+                     f"so give at least 2")
+    given = args.train_images or (50000 if device.type == "cuda" else cpu_default)
+    if 10 * (given // 10) < batch:
+        parser.error(f"--train-images {given} is fewer than the batch ({batch}): give at least {10 * -(-batch // 10)}")
+    return 10 * (given // 10)
 
 
 def synchronize(device: torch.device) -> None:
@@ -126,6 +145,9 @@ def conventional_epoch_times(model_name: str, batch: int, data_dir: Path, device
         SyntheticCIFAR10(str(data_dir), train=True, transform=transform), batch_size=batch, shuffle=True,
         num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
     )
+    # as lossbench's runs set it (and leave it set for what follows in this process)
+    torch.backends.cudnn.benchmark = True
+    torch.use_deterministic_algorithms(False)
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     model = build_model(model_name, 3, 10).to(device, memory_format=memory_format)
     optimizer = build_optimizer(model.parameters(), cfg.optim, device)
@@ -198,8 +220,9 @@ def bench(models: list[str], device: torch.device, train_images: int, epochs: in
             loops = [("conventional", conventional_epoch_times(model, batch, data_dir, device, epochs)),
                      ("lossbench", lossbench_epoch_times(model, batch, data_dir, device, epochs))]
             if compile_mode:
-                loops.append((f"lossbench compile={compile_mode}",
-                              lossbench_epoch_times(model, batch, data_dir, device, epochs, [f"trainer.compile={compile_mode}"])))
+                spelled = str(compile_mode).lower()
+                loops.append((f"lossbench compile={spelled}",
+                              lossbench_epoch_times(model, batch, data_dir, device, epochs, [f"trainer.compile={spelled}"])))
             conventional = train_images / steady(loops[0][1])
             for loop, times in loops:
                 images_per_s = train_images / steady(times)
@@ -211,11 +234,24 @@ def bench(models: list[str], device: torch.device, train_images: int, epochs: in
     return results
 
 
+def checked_compile(parser: argparse.ArgumentParser, value: str):
+    """--compile as trainer.compile takes it; "" or false: not timed."""
+    from lossbench.errors import UserError
+    from lossbench.training.validate import compile_mode
+
+    value = {"true": True, "false": False, "": False}.get(value.lower(), value)
+    try:
+        compile_mode(value)
+    except UserError as e:
+        parser.error(str(e).replace("trainer.compile=", "--compile "))
+    return value
+
+
 def format_table(results: dict) -> str:
     lines = [
         f"## {results['device']}, {results['precision']}, torch {results['torch']}, {results['date']}",
         "",
-        f"{results['train_images']} training images per epoch, median of epochs 2-{results['epochs']}; "
+        f"{results['train_images']} training images per epoch, median of epochs 2 to {results['epochs']}; "
         f"matmul rate {results['matmul_tflops']:.2f} TFLOP/s",
         "",
         "| model | batch | loop | images/s | epoch (s) | first epoch (s) | vs conventional | floor images/s | of floor |",
@@ -235,16 +271,13 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=sorted(BATCH_SIZES), default=list(BATCH_SIZES))
     parser.add_argument("--train-images", type=int, default=None, help="default: 50000 on CUDA, 2560 on CPU")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per loop; the first is not counted")
-    parser.add_argument("--compile", default="", help="also time trainer.compile=MODE (true, reduce-overhead, ...)")
+    parser.add_argument("--compile", default="", help="also time trainer.compile=MODE (true, reduce-overhead, max-autotune)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    device = resolve(args.device)
-    # ten equal classes
-    train_images = 10 * ((args.train_images or (50000 if device.type == "cuda" else 2560)) // 10)
-    largest_batch = max(BATCH_SIZES[m] for m in args.models)
-    if train_images < largest_batch:
-        parser.error(f"--train-images {train_images} is smaller than the largest batch ({largest_batch})")
-    results = bench(args.models, device, train_images, args.epochs, args.compile)
+    device = checked_device(parser, args.device)
+    train_images = checked_sizes(parser, args, device, 2560, max(BATCH_SIZES[m] for m in args.models))
+    compile_mode = checked_compile(parser, args.compile)
+    results = bench(args.models, device, train_images, args.epochs, compile_mode)
     print(format_table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
