@@ -99,7 +99,7 @@ def main() -> None:
         parser.error(f"--runs {' '.join(map(str, args.runs))} is invalid: every count must be at least 1")
     train_images = checked_sizes(parser, args, device, 1280, BATCH_SIZES[MODEL])
     with tempfile.TemporaryDirectory() as work:
-        data_dir = write_data(Path(work) / "data", train_images, max(train_images // 5, 100))
+        data_dir = write_data(Path(work) / "data", train_images)
         rows = [concurrent_runs(n, data_dir, Path(work), device, args.epochs, train_images) for n in args.runs]
     label = device_label(device) if device.type == "cuda" else f"CPU, {available_cores()} cores"
     print(format_table(rows, label, train_images, args.epochs))

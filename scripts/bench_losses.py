@@ -26,8 +26,11 @@ from pathlib import Path
 
 import torch
 
+from bench_throughput import BATCH_SIZES, checked_sizes, device_label, lossbench_epoch_times, steady, write_data
+
 from lossbench.losses import LOSSES, build_loss
 from lossbench.models import MODELS
+from lossbench.training.device import synchronize
 
 EMBEDDING_DIM = 128
 
@@ -59,20 +62,17 @@ def time_step(step, device: torch.device, repeats: int, inner: int) -> float:
         step()
     samples = []
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         start = time.perf_counter()
         for _ in range(inner):
             step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         samples.append((time.perf_counter() - start) / inner)
     return statistics.median(samples)
 
 
 def bench(device: torch.device, classes: list[int], batch: int, repeats: int, inner: int) -> None:
-    name_of = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"\n## {name_of}: forward+backward, batch {batch}, embedding {EMBEDDING_DIM}; time relative to ce (same run)\n")
+    print(f"\n## {device_label(device)}: forward+backward, batch {batch}, embedding {EMBEDDING_DIM}; time relative to ce (same run)\n")
     results = {n: [time_step(make_step(n, k, batch, device), device, repeats, inner) for k in classes] for n in LOSSES}
     header = "| loss | " + " | ".join(f"K={k}" for k in classes) + " |"
     print(header)
@@ -84,12 +84,10 @@ def bench(device: torch.device, classes: list[int], batch: int, repeats: int, in
 
 def bench_training_step(model: str, losses: list[str], device: torch.device, train_images: int, epochs: int,
                         rounds: int) -> None:
-    from bench_throughput import BATCH_SIZES, device_label, lossbench_epoch_times, steady, write_data
-
     batch = BATCH_SIZES.get(model, 128)
     steps = -(-train_images // batch)
     with tempfile.TemporaryDirectory() as root:
-        data_dir = write_data(Path(root), train_images, max(train_images // 5, 100))
+        data_dir = write_data(Path(root), train_images)
         # rounds over the whole list, each loss keeping its fastest: drifts in the
         # machine's speed then touch every loss alike
         times = {}
@@ -124,8 +122,6 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available here; use --device cpu")
     if args.model:
-        from bench_throughput import BATCH_SIZES, checked_sizes
-
         if args.rounds < 1:
             parser.error(f"--rounds {args.rounds} is invalid: give at least 1")
         device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")

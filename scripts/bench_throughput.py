@@ -38,6 +38,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from lossbench.training.device import device_name, resolve_channels_last, synchronize
+
 # 4 workers on a machine with fewer cores is the point of the comparison
 warnings.filterwarnings("ignore", message="This DataLoader will create")
 
@@ -48,17 +50,13 @@ CONVENTIONAL_WORKERS = 4
 
 
 def checked_device(parser: argparse.ArgumentParser, name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    from lossbench.errors import UserError
+    from lossbench.training.device import resolve_device
+
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        parser.error(f"--device {name!r} is invalid: use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {name}: no CUDA device is available here; use --device cpu")
-    return device
+        return resolve_device(name)
+    except UserError as e:
+        parser.error(str(e).replace("trainer.device=", "--device "))
 
 
 def checked_sizes(parser: argparse.ArgumentParser, args, device: torch.device, cpu_default: int, batch: int) -> int:
@@ -72,21 +70,17 @@ def checked_sizes(parser: argparse.ArgumentParser, args, device: torch.device, c
     return 10 * (given // 10)
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def device_label(device: torch.device) -> str:
     if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
+        return device_name(device)
     return f"CPU, {torch.get_num_threads()} threads"
 
 
-def write_data(root: Path, train_images: int, test_images: int) -> Path:
+def write_data(root: Path, train_images: int) -> Path:
+    """Synthetic CIFAR-10 with ``train_images`` training images and a fifth as many test images (100 at least)."""
     from lossbench.data.synthetic_cifar import write_synthetic_cifar10
 
-    write_synthetic_cifar10(root, train_per_class=train_images // 10, test_per_class=max(test_images // 10, 1))
+    write_synthetic_cifar10(root, train_per_class=train_images // 10, test_per_class=max(train_images // 50, 10))
     return root
 
 
@@ -148,7 +142,7 @@ def conventional_epoch_times(model_name: str, batch: int, data_dir: Path, device
     # as lossbench's runs set it (and leave it set for what follows in this process)
     torch.backends.cudnn.benchmark = True
     torch.use_deterministic_algorithms(False)
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    memory_format = torch.channels_last if resolve_channels_last(cfg.trainer.channels_last, device) else torch.contiguous_format
     model = build_model(model_name, 3, 10).to(device, memory_format=memory_format)
     optimizer = build_optimizer(model.parameters(), cfg.optim, device)
     precision = resolve_precision("auto", device)
@@ -213,7 +207,7 @@ def bench(models: list[str], device: torch.device, train_images: int, epochs: in
         "epochs": epochs, "matmul_tflops": rate / 1e12, "rows": [],
     }
     with tempfile.TemporaryDirectory() as data_root:
-        data_dir = write_data(Path(data_root), train_images, max(train_images // 5, 100))
+        data_dir = write_data(Path(data_root), train_images)
         for model in models:
             batch = BATCH_SIZES[model]
             floor = rate / training_flops_per_image(model)

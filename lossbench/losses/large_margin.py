@@ -63,7 +63,8 @@ class LSoftmax(ClassificationLoss):
         self.weight = new_class_weight(num_classes, embedding_dim, self.name)
         # Training steps seen, which drive the annealing. A tensor on the loss's
         # device, so that counting costs no host sync and a compiled step does
-        # not take the count for a constant (and recompile at every step).
+        # not take the count for a constant (and recompile at every step). It is
+        # saved as extra state, {"step": int}, as checkpoints always held it.
         self.register_buffer("steps", torch.zeros((), dtype=torch.float64), persistent=False)
 
     @property

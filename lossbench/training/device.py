@@ -1,6 +1,7 @@
 """Which device and numeric precision a run trains with."""
 
 import contextlib
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -8,6 +9,10 @@ import torch
 from lossbench.errors import UserError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# torch.compile modes that replay the compiled code as CUDA graphs
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
+log = logging.getLogger("lossbench")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -22,13 +27,32 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def check_can_compile(mode: str | None, device: torch.device) -> None:
-    """torch.compile on the CPU builds C++; without a compiler it would fail at the first step."""
+def resolve_channels_last(value, device: torch.device) -> bool:
+    """trainer.channels_last: auto means on CUDA, where cuDNN's NHWC kernels are faster."""
+    return device.type == "cuda" if value == "auto" else bool(value)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def prepare_compile(mode: str | None, device: torch.device) -> None:
+    """Checks and notes for torch.compile in ``mode`` (None: not compiling) on ``device``."""
     import shutil
 
-    if mode and device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
-        raise UserError("trainer.compile on the CPU needs a C++ compiler (g++ or clang++) on the PATH: "
-                        "install one, or set trainer.compile=false")
+    if mode is None:
+        return
+    if device.type == "cpu":
+        # inductor builds C++ on the CPU; without a compiler it would fail at the first step
+        if not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+            raise UserError("trainer.compile on the CPU needs a C++ compiler (g++ or clang++) on the PATH: "
+                            "install one, or set trainer.compile=false")
+        # that build looks for CUDA even where it will not use it, and says so
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    if mode in CUDA_GRAPH_MODES and device.type != "cuda":
+        log.warning("trainer.compile=%s: CUDA graphs need a CUDA device; on %s the forward pass is compiled without them",
+                    mode, device)
 
 
 def device_name(device: torch.device) -> str:

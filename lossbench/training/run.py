@@ -24,7 +24,13 @@ from lossbench.losses import build_loss
 from lossbench.losses.class_weights import class_weights
 from lossbench.models import build_model
 from lossbench.report.diagnosis import diagnose
-from lossbench.training.device import check_can_compile, device_name, resolve_device, resolve_precision
+from lossbench.training.device import (
+    device_name,
+    prepare_compile,
+    resolve_channels_last,
+    resolve_device,
+    resolve_precision,
+)
 from lossbench.training.checkpoint import (
     check_resumable,
     load_training_state,
@@ -35,7 +41,7 @@ from lossbench.training.checkpoint import (
 from lossbench.training.metrics import METRIC_COLUMNS, RELIABILITY_COLUMNS, class_groups
 from lossbench.training.optim import build_optimizer, build_scheduler
 from lossbench.training.run_files import MetricsCSV, format_value, write_csv, write_json, write_text
-from lossbench.training.trainer import CUDA_GRAPH_MODES, Trainer
+from lossbench.training.trainer import Trainer
 from lossbench.training.validate import compile_mode, loss_knobs, validate_config
 
 log = logging.getLogger("lossbench")
@@ -150,13 +156,7 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
     device = resolve_device(str(cfg.trainer.device))
     precision = resolve_precision(str(cfg.trainer.precision), device)
     compiling = compile_mode(cfg.trainer.compile)
-    check_can_compile(compiling, device)
-    if compiling in CUDA_GRAPH_MODES and device.type != "cuda":
-        log.warning("trainer.compile=%s: CUDA graphs need a CUDA device; on %s the forward pass is compiled without them",
-                    compiling, device)
-    if compiling and device.type == "cpu":
-        # inductor's C++ build looks for CUDA even where it will not use it
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    prepare_compile(compiling, device)
     if float(cfg.sched.warmup_epochs) >= epochs:
         log.warning("sched.warmup_epochs=%s covers the whole run of %d epochs: the learning rate never leaves the warm-up",
                     cfg.sched.warmup_epochs, epochs)
@@ -171,7 +171,7 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
         )
     log.info("%s: %d train / %d test images; training images per class: %s", data.name, len(data.train), len(data.test), data.class_counts)
 
-    channels_last = {"auto": device.type == "cuda", True: True, False: False}[cfg.trainer.channels_last]
+    channels_last = resolve_channels_last(cfg.trainer.channels_last, device)
     model = build_model(str(cfg.model.name), data.channels, data.num_classes)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     loss_fn = build_loss(

@@ -8,12 +8,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lossbench.data import DeviceBatches, ImageDataset
-from lossbench.training.device import Precision
+from lossbench.training.device import CUDA_GRAPH_MODES, Precision, synchronize
 from lossbench.training.metrics import EpochTally, summarize_test
 
 LONG_EPOCH_STEPS = 100
-# torch.compile modes that replay the compiled code as CUDA graphs
-CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 class Trainer:
@@ -65,10 +63,6 @@ class Trainer:
             device.type, enabled=precision.needs_grad_scaler or skip_nonfinite, init_scale=1.0 if self.fixed_scale else 2.0**16
         )
 
-    def _synchronize(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
     def _forward(self, images: torch.Tensor, labels: torch.Tensor):
         """(prediction logits, objective) of a batch, feeding the loss what it takes."""
         outputs = self.model(images)
@@ -86,7 +80,7 @@ class Trainer:
         nonfinite = torch.zeros((), dtype=torch.int64, device=self.device)
         first_nonfinite = torch.full((), -1, dtype=torch.int64, device=self.device)
         lr = self.optimizer.param_groups[0]["lr"]
-        self._synchronize()
+        synchronize(self.device)
         start = time.perf_counter()
         # A bar per epoch only where an epoch is long enough to watch.
         steps = tqdm(
