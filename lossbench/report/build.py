@@ -11,7 +11,7 @@ from lossbench.errors import UserError
 from lossbench.report import figures
 from lossbench.report.aggregate import PairedDifference, paired_differences, run_metrics, summarize_groups
 from lossbench.report.render import render_html, render_markdown
-from lossbench.report.runs import Run, load_runs
+from lossbench.report.runs import Run, being_written, load_runs
 
 
 @dataclass
@@ -99,6 +99,8 @@ def _fmt(value, digits=4) -> str:
 def console_summary(report: Report) -> str:
     lines = [f"{len(report.runs)} runs: " + ", ".join(
         f"{n} {s}" for s, n in pd.Series([r.status for r in report.runs]).value_counts().items())]
+    if being_written(report.runs):
+        lines.append(being_written(report.runs))
     g = report.groups
     if len(g):
         lines.append(f"\nby {report.group_by} (mean ± std over runs; best = epoch of best test accuracy):")

@@ -1,4 +1,4 @@
-"""Diagnosis of train/test divergence from the loss curves (SPEC section 5).
+"""Diagnosis of train/test divergence from the loss curves.
 
 The trend of each loss is judged over a recent window with the Theil-Sen
 estimator (the median of pairwise slopes), which an oscillating or noisy curve

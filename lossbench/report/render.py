@@ -7,6 +7,8 @@ import math
 
 import pandas as pd
 
+from lossbench.report.runs import being_written
+
 
 def _fmt(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -57,13 +59,14 @@ def _sections(report):
     """(title, intro, table or None, image titles) in report order."""
     statuses = pd.Series([r.status for r in report.runs]).value_counts()
     intro = f"{len(report.runs)} runs ({', '.join(f'{n} {s}' for s, n in statuses.items())}). " \
-            "Best = the epoch of best test accuracy; ± is the standard deviation over runs."
+            "Best = the epoch of best test accuracy; ± is the standard deviation over runs. " \
+            + being_written(report.runs)
     yield "Comparison", f"Grouped by `{report.group_by}`, seeds pooled. " + intro, comparison_table(report), [
         t for t in report.images if t in ("final and best test accuracy by group", "test accuracy and NLL by group")]
     if report.paired:
         yield (f"Against {report.group_by}={report.baseline}",
                "Per-seed paired difference of best test accuracy with a 95% t-interval.", paired_table(report), [])
-    yield "Diagnosis", "From the trends of train and test loss over the recent window (SPEC heuristics).", \
+    yield "Diagnosis", "From the trends of train and test loss over the recent window.", \
         diagnosis_table(report), []
     yield "Runs", "", None, [run.name for run in report.runs]
 

@@ -1,5 +1,6 @@
 """Finding runs on disk and reading what they wrote; a run that failed, is still
-running or wrote broken files is read as far as it goes, never dropped."""
+running or wrote broken files is read as far as it goes, never dropped. A run
+whose folder a process still holds is ``running``, never read as finished."""
 
 import json
 import re
@@ -11,6 +12,7 @@ import yaml
 
 from lossbench.errors import UserError
 from lossbench.report.diagnosis import Diagnosis, diagnose
+from lossbench.training.folder_lock import LockOwner, live_owner
 
 
 @dataclass
@@ -23,10 +25,16 @@ class Run:
     overrides: list[str] = field(default_factory=list)
     per_class: pd.DataFrame | None = None
     calibration: pd.DataFrame | None = None
+    writer: LockOwner | None = None  # the process still writing the run, if any
 
     @property
     def status(self) -> str:
-        return self.summary.get("status", "unknown")
+        """``running`` while a process holds the run's folder, whatever its files
+        say so far; ``killed`` for a run that says running but that nobody holds."""
+        if self.writer is not None:
+            return "running"
+        status = self.summary.get("status", "unknown")
+        return "killed" if status == "running" else status
 
     def config_value(self, key: str):
         """A config value by dotted key; a group name (``loss``) means its ``name``."""
@@ -111,7 +119,14 @@ def load_run(path: Path, name: str) -> Run:
         overrides=_read_yaml(path / ".hydra" / "overrides.yaml") or [],
         per_class=_read_csv(path / "per_class.csv"),
         calibration=_read_csv(path / "calibration.csv"),
+        writer=live_owner(path),
     )
+
+
+def being_written(runs: list[Run]) -> str:
+    """A sentence naming the runs still being written, or ""."""
+    busy = [f"{run.name} (by {run.writer.describe()})" for run in runs if run.writer is not None]
+    return f"Still being written, shown as far as they got: {'; '.join(busy)}." if busy else ""
 
 
 def load_runs(paths: list[str]) -> list[Run]:

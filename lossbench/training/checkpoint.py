@@ -76,9 +76,10 @@ def _comparable(config: dict) -> dict:
     return config
 
 
-def find_resumable(output_dir: Path, config: dict) -> Path:
-    """The newest run under ``output_dir``/runs that did not finish and ran this same config."""
+def resumable_runs(output_dir: Path, config: dict) -> list[Path]:
+    """The runs under ``output_dir``/runs that did not finish and ran this same config, newest first."""
     wanted = _comparable(config)
+    found = []
     for run in sorted(output_dir.glob("runs/*/*"), reverse=True):
         try:
             status = json.loads((run / "summary.json").read_text()).get("status")
@@ -86,6 +87,8 @@ def find_resumable(output_dir: Path, config: dict) -> Path:
         except (OSError, json.JSONDecodeError, yaml.YAMLError):
             continue
         if status != "finished" and (run / "last.pt").is_file() and _comparable(made_with) == wanted:
-            return run
-    raise UserError(f"trainer.resume=auto found no unfinished run with this config under {output_dir / 'runs'}: "
-                    f"give the run directory, trainer.resume=DIR")
+            found.append(run)
+    if not found:
+        raise UserError(f"trainer.resume=auto found no unfinished run with this config under {output_dir / 'runs'}: "
+                        f"give the run directory, trainer.resume=DIR")
+    return found

@@ -3,10 +3,12 @@
 import json
 import shutil
 import sys
+import time
 import traceback
 from pathlib import Path
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -17,13 +19,14 @@ from lossbench.report.diagnosis import Diagnosis
 from lossbench.training.overrides import check_command_line, output_dir_of
 from lossbench.training.sweep import is_multirun, plan_sweep, prepare_job, unfinished_jobs
 from lossbench.training.run import format_summary_table, run_training
-from lossbench.training.run_files import write_json
+from lossbench.training.folder_lock import LOCK_NAME, FolderBusy, claim, live_owner, new_folder
+from lossbench.training.run_files import write_config_record, write_json
 from lossbench.training.stop_signals import stop_on_signals
 
 # Exit codes: 2 for the user's mistakes, 1 for a run that diverged or failed,
 # 130 for an interruption (as a shell reports Ctrl-C).
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
-HYDRA_FILES = {".hydra", "train.log"}
+HYDRA_FILES = {".hydra", "train.log", LOCK_NAME}
 
 
 def _error(message: str) -> None:
@@ -46,16 +49,44 @@ def _resume_command(run_dir: Path) -> str:
     return " ".join(["lossbench train", *kept, f"trainer.resume={run_dir}"])
 
 
+def _recorded_overrides(run_dir: Path) -> list[str] | None:
+    try:
+        return list(yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()))
+    except (OSError, yaml.YAMLError, TypeError):
+        return None
+
+
 def _train_job(cfg: DictConfig):
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        lock = claim(run_dir)
+    except FolderBusy as e:
+        if not sweeping:
+            _error(str(e))
+            raise SystemExit(UserError.exit_code) from None
+        # another launch of this sweep trains it: the jobs split between the launches
+        print(f"lossbench train: {run_dir.name} is being trained by {e.owner.describe()}: left to it")
+        return None
+    with lock:
+        return _train_held_job(cfg, run_dir, sweeping)
+
+
+def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
     resume = cfg.trainer.resume is not None
+    overrides = list(HydraConfig.get().overrides.task)
     if sweeping:
+        made_by = _recorded_overrides(run_dir)
+        if made_by is not None and sorted(made_by) != sorted(overrides):
+            _error(f"{run_dir} holds a job of another sweep ({' '.join(made_by)}): left as it is; "
+                   f"give this sweep its own hydra.sweep.dir")
+            return None
         action = prepare_job(run_dir)
         if action == "skip":
             print(f"lossbench train: {run_dir.name} finished in an earlier launch: skipped")
             return json.loads((run_dir / "summary.json").read_text())["best"].get("test_acc")
         resume = action == "resume"
+    write_config_record(run_dir, cfg, overrides, HydraConfig.instance().cfg)
     try:
         with stop_on_signals() as stop:
             summary = run_training(cfg, run_dir, resume=resume, stop=stop)
@@ -89,23 +120,71 @@ def _train_job(cfg: DictConfig):
     return summary["best"].get("test_acc")
 
 
-def pin_resumed_run(overrides: list[str]) -> list[str]:
-    """With trainer.resume=DIR|auto: check the run can continue under this config,
-    and point Hydra's run directory at it, before anything is written."""
-    value = next((o.split("=", 1)[1] for o in overrides if o.startswith("trainer.resume=")), None)
-    if value in (None, "null"):
-        return overrides
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+def _pinned(overrides: list[str], run_dir: Path, resume: bool) -> list[str]:
+    kept = [o for o in overrides if not o.startswith(("trainer.resume=", "hydra.run.dir="))]
+    # quoted: a job folder's name holds "=" and "," that Hydra would parse
+    quoted = "'" + str(run_dir).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return [*kept, *([f"trainer.resume={quoted}"] if resume else []), f"hydra.run.dir={quoted}"]
 
-    from lossbench.training.checkpoint import check_resumable, find_resumable
+
+def claim_run_folder(overrides: list[str]) -> list[str]:
+    """A single run holds its folder before Hydra writes anything, and Hydra is pointed at it.
+
+    The folder is the run to continue (``trainer.resume=DIR``, or with ``auto``
+    the newest unfinished run of this config that no other process holds), the
+    one ``hydra.run.dir`` names, or a new one, numbered when the name is taken."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf, open_dict
+
+    from lossbench.training.checkpoint import check_resumable, resumable_runs
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="train"):
-        config = OmegaConf.to_container(compose("train", overrides=overrides), resolve=True)
-    target = find_resumable(Path(config["paths"]["output_dir"]), config) if value == "auto" else Path(value)
-    check_resumable(target, config)
-    kept = [o for o in overrides if not o.startswith(("trainer.resume=", "hydra.run.dir="))]
-    return [*kept, f"trainer.resume={target}", f"hydra.run.dir={target}"]
+        composed = compose("train", overrides=overrides, return_hydra_config=True)
+    run_dir = Path(str(OmegaConf.select(composed, "hydra.run.dir"))).expanduser()
+    with open_dict(composed):
+        del composed["hydra"]
+    config = OmegaConf.to_container(composed, resolve=True)
+    value = next((o.split("=", 1)[1] for o in overrides if o.startswith("trainer.resume=")), None)
+    if value not in (None, "null"):
+        output_dir = Path(config["paths"]["output_dir"])
+        candidates = resumable_runs(output_dir, config) if value == "auto" else [Path(value)]
+        busy = []
+        for target in candidates:
+            check_resumable(target, config)
+            try:
+                claim(target)
+                return _pinned(overrides, target, resume=True)
+            except FolderBusy as e:
+                busy.append(e)
+        if len(busy) == 1:
+            raise busy[0]
+        raise UserError("trainer.resume=auto: every unfinished run of this config is being written: "
+                        + "; ".join(f"{e.folder} by {e.owner.describe()}" for e in busy))
+    if any(o.startswith("hydra.run.dir=") for o in overrides):
+        claim(run_dir, remove_if_empty=not run_dir.exists())
+    else:
+        run_dir = new_folder(run_dir)
+        claim(run_dir, remove_if_empty=True)
+    return _pinned(overrides, run_dir, resume=False)
+
+
+def _wait_for_other_launches(sweep_dir: Path) -> None:
+    """Jobs of this sweep that another launch is training: wait, so that the end
+    of this command tells how the whole sweep ended."""
+    busy = {job: owner for job in sorted(sweep_dir.iterdir()) if job.is_dir() and (owner := live_owner(job))}
+    if not busy:
+        return
+    print(f"lossbench train: waiting for {len(busy)} job(s) that another launch is training: "
+          + "; ".join(f"{job.name} by {owner.describe()}" for job, owner in busy.items()))
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(busy), desc="jobs of other launches", unit="job") as bar:
+        while busy:
+            time.sleep(1.0)
+            done = [job for job in busy if live_owner(job) is None]
+            for job in done:
+                del busy[job]
+            bar.update(len(done))
 
 
 def train_main(overrides: list[str]) -> None:
@@ -122,20 +201,25 @@ def train_main(overrides: list[str]) -> None:
         except UserError as e:
             _error(str(e))
             raise SystemExit(UserError.exit_code) from None
-    if not is_multirun(overrides) and not any(a.startswith("-") for a in overrides):
-        try:
-            overrides = pin_resumed_run(overrides)
-        except UserError as e:
-            _error(str(e))
-            raise SystemExit(UserError.exit_code) from None
     sweep_dir = None
-    if is_multirun(overrides):
-        overrides, sweep_dir = plan_sweep(overrides, output_dir_of(overrides))
+    try:
+        if is_multirun(overrides):
+            overrides, sweep_dir = plan_sweep(overrides, output_dir_of(overrides))
+        elif not any(a.startswith("-") for a in overrides):
+            overrides = claim_run_folder(overrides)
+    except UserError as e:
+        _error(str(e))
+        raise SystemExit(UserError.exit_code) from None
     # Hydra reads its command line from sys.argv; argv[0] names the app in its messages.
     sys.argv = ["lossbench train", *overrides]
     app = hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_train_job)
-    app()
+    try:
+        app()
+    finally:
+        if sweep_dir is not None and sweep_dir.is_dir() and not any(sweep_dir.iterdir()):
+            sweep_dir.rmdir()  # Hydra stopped before any job: leave no empty sweep behind
     if sweep_dir is not None and sweep_dir.is_dir():
+        _wait_for_other_launches(sweep_dir)
         problems = unfinished_jobs(sweep_dir)
         if problems:
             print(f"\nlossbench train: {len(problems)} job(s) of {sweep_dir} did not finish:", file=sys.stderr)

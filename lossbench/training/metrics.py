@@ -1,4 +1,4 @@
-"""Per-epoch metrics (SPEC section 4), summed on the device during the epoch and
+"""Per-epoch metrics, summed on the device during the epoch and
 read back to the host once at its end."""
 
 import math

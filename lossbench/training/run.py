@@ -38,6 +38,7 @@ from lossbench.training.checkpoint import (
     rng_state,
     save_training_state,
 )
+from lossbench.training.folder_lock import claim
 from lossbench.training.metrics import METRIC_COLUMNS, RELIABILITY_COLUMNS, class_groups
 from lossbench.training.optim import build_optimizer, build_scheduler
 from lossbench.training.run_files import MetricsCSV, format_value, write_csv, write_json, write_text
@@ -143,10 +144,14 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
     ``resume``: continue the run in ``run_dir`` from its last.pt. ``stop``: a
     flag (``stop_signals.StopRequest``) that ends the run cleanly when raised.
     """
-    started = time.perf_counter()
     validate_config(cfg)
+    with claim(Path(run_dir)):
+        return _train(cfg, Path(run_dir), resume, stop)
+
+
+def _train(cfg: DictConfig, run_dir: Path, resume: bool, stop) -> dict:
+    started = time.perf_counter()
     epochs = int(cfg.trainer.epochs)
-    run_dir = Path(run_dir)
     if resume:
         check_resumable(run_dir, OmegaConf.to_container(cfg, resolve=True))
         state = load_training_state(run_dir / "last.pt")
@@ -209,10 +214,6 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
         compile_mode=compiling,
     )
 
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create the run directory {run_dir}: {e.strerror or e}; set hydra.run.dir or paths.output_dir") from None
     if resume:
         start_epoch = int(state["epoch"]) + 1
         if drw_epoch is not None and start_epoch > drw_epoch + 1:

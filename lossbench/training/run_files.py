@@ -55,6 +55,19 @@ def write_csv(path: Path, columns, rows) -> None:
     _replace_atomically(path, lambda f: f.write(buffer.getvalue().encode()))
 
 
+def write_config_record(run_dir: Path, config, overrides, hydra_config=None) -> None:
+    """``.hydra/``: the composed config, the command-line overrides and Hydra's
+    own settings, as Hydra would write them, but only by the folder's owner."""
+    from omegaconf import OmegaConf
+
+    record = Path(run_dir) / ".hydra"
+    record.mkdir(exist_ok=True)
+    write_text(record / "config.yaml", OmegaConf.to_yaml(config))
+    write_text(record / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    if hydra_config is not None:
+        write_text(record / "hydra.yaml", OmegaConf.to_yaml(hydra_config))
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     _replace_atomically(path, lambda f: torch.save(state, f))
 

@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from lossbench.config_dir import config_dir
 from lossbench.errors import UserError
 from lossbench.training.run import run_training
-from lossbench.training.run_files import write_text
+from lossbench.training.folder_lock import claim
+from lossbench.training.run_files import write_config_record
 
 log = logging.getLogger("lossbench")
 PARAM_TYPES = ("float", "int", "categorical")
@@ -87,11 +87,9 @@ def run_search(overrides: list[str]) -> int:
             trial_overrides = [*overrides, *(f"++{k}={v}" for k, v in params.items())]
             cfg = compose("train", overrides=trial_overrides)
             run_dir = study_dir / f"trial_{trial.number:03d}"
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / ".hydra").mkdir(exist_ok=True)
-            write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
-            write_text(run_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(trial_overrides)))
-            summary = run_training(cfg, run_dir)
+            with claim(run_dir):
+                write_config_record(run_dir, cfg, trial_overrides)
+                summary = run_training(cfg, run_dir)
             trial.set_user_attr("run_dir", str(run_dir))
             if summary["status"] != "finished":
                 raise optuna.TrialPruned(f"the run {summary['status']}")

@@ -6,7 +6,8 @@ finished work.
 - Launching the same sweep command again continues the newest sweep of that
   command that has unfinished jobs: finished jobs (their summary.json says so)
   are skipped, interrupted ones continue from their last.pt, failed ones run
-  again (their old files are kept under ``attempts/``).
+  again (their old files are kept under ``attempts/``). A job another launch
+  is training (its folder is locked) is left to it.
 - A failing job does not stop the others; the sweep ends with the list of the
   jobs that did not finish, and why.
 """
@@ -21,10 +22,15 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
+from lossbench.errors import UserError
+from lossbench.training.folder_lock import claim, live_owner, new_folder
+from lossbench.training.run_files import write_json
+
 SWEEP_FUNCTIONS = ("choice(", "range(", "interval(", "glob(", "tag(", "sort(", "shuffle(")
 MULTIRUN_FLAGS = ("-m", "--multirun")
 RUN_FILES = ("metrics.csv", "summary.json", "per_class.csv", "calibration.csv", "resolved_config.yaml", "last.pt")
 MAX_NAME = 80
+SWEEP_RECORD = ".lossbench_sweep.json"
 
 
 INFO_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
@@ -84,6 +90,12 @@ def _finished(job: Path) -> bool:
 
 
 def _recorded_task(sweep: Path) -> list[str] | None:
+    """The overrides of the command that made ``sweep``: written by lossbench when
+    it chose the folder, or else Hydra's multirun.yaml (written when jobs start)."""
+    try:
+        return list(json.loads((sweep / SWEEP_RECORD).read_text())["task"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        pass
     try:
         recorded = yaml.safe_load((sweep / "multirun.yaml").read_text())
         return list(recorded["hydra"]["overrides"]["task"])
@@ -98,7 +110,7 @@ def unfinished_sweep(output_dir: Path, overrides: list[str]) -> Path | None:
     for sweep in sorted(output_dir.glob("multirun/*/*"), reverse=True):
         if _recorded_task(sweep) is None or sorted(_recorded_task(sweep)) != wanted:
             continue
-        jobs = [p for p in sweep.iterdir() if p.is_dir() and (p / ".hydra").is_dir()]
+        jobs = [p for p in sweep.iterdir() if p.is_dir()]
         if sum(_finished(j) for j in jobs) < expected:
             return sweep
         return None
@@ -132,19 +144,34 @@ def plan_sweep(overrides: list[str], output_dir: str) -> tuple[list[str], Path |
     """The command line with the sweep's folder and job naming pinned, and that folder.
 
     The folder is the one given (``hydra.sweep.dir``), the unfinished sweep of the
-    same command, or a new one under ``<output_dir>/multirun/<date>/<time>``.
+    same command (launches running at once split its jobs: each job folder has
+    one writer), or a new one under ``<output_dir>/multirun/<date>/<time>``,
+    numbered (``_1``) when that name is taken.
     """
     plan = list(overrides)
+    task = task_overrides(overrides)
     given = [a.split("=", 1)[1] for a in overrides if _key(a) == "hydra.sweep.dir"]
-    if given:
-        sweep_dir = Path(given[0])
-    else:
-        sweep_dir = unfinished_sweep(Path(output_dir), overrides)
-        if sweep_dir is not None:
-            print(f"lossbench train: continuing the unfinished sweep {sweep_dir}: finished jobs are skipped")
+    # one launch at a time chooses (and records) its folder, so that the same
+    # command started twice at once finds the first one's sweep and joins it
+    with claim(Path(given[0]) if given else Path(output_dir) / "multirun", wait_s=60):
+        if given:
+            sweep_dir = Path(given[0])
+            recorded = _recorded_task(sweep_dir)
+            if recorded is not None and sorted(recorded) != sorted(task):
+                raise UserError(f"hydra.sweep.dir={sweep_dir} holds another sweep ({' '.join(recorded)}): its jobs "
+                                f"would be taken for this one's; choose another folder")
         else:
-            sweep_dir = Path(output_dir) / "multirun" / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
-        plan.append(f"hydra.sweep.dir={sweep_dir}")
+            sweep_dir = unfinished_sweep(Path(output_dir), overrides)
+            if sweep_dir is not None:
+                print(f"lossbench train: continuing the unfinished sweep {sweep_dir}: finished jobs are skipped, "
+                      f"jobs another launch is training are left to it")
+            else:
+                # created here, so that two launches in the same second never share it
+                sweep_dir = new_folder(Path(output_dir) / "multirun" / datetime.now().strftime("%Y-%m-%d/%H-%M-%S"))
+            plan.append(f"hydra.sweep.dir={sweep_dir}")
+        if _recorded_task(sweep_dir) is None:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            write_json(sweep_dir / SWEEP_RECORD, {"task": task})
     constant = sorted({_key(a) for a in task_overrides(overrides) if not is_swept(a.split("=", 1)[1])})
     plan.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(constant)}]")
     return flags_then_overrides(plan), sweep_dir
@@ -184,10 +211,12 @@ def unfinished_jobs(sweep_dir: Path) -> list[tuple[str, str]]:
             continue
         status = summary.get("status")
         if status != "finished":
+            writer = live_owner(job)
             why = summary.get("error") or {
                 "diverged": "the loss became non-finite",
                 "interrupted": f"interrupted after epoch {summary.get('epochs_completed')}",
-                "running": "still running, or killed without a chance to say so",
+                "running": f"being trained by {writer.describe()}" if writer else
+                           "killed without a chance to say so (kill -9, a crash, a lost node)",
             }.get(status, status)
             problems.append((job.name, f"{status}: {why}"))
     return problems
