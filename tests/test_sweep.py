@@ -59,7 +59,7 @@ def test_parallel_jobs_with_joblib(tmp_path):
     result = lossbench("train", "-m", "loss=ce,focal", *QUICK, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "results" / "multirun").glob("*/*")
-    assert sorted(p.name for p in sweep.iterdir()) == ["0_loss=ce", "1_loss=focal", "multirun.yaml"]
+    assert sorted(p.name for p in sweep.iterdir()) == [".lossbench_sweep.json", "0_loss=ce", "1_loss=focal", "multirun.yaml"]
     assert _status(sweep / "0_loss=ce") == _status(sweep / "1_loss=focal") == "finished"
 
 

@@ -69,15 +69,19 @@ class LockOwner:
     def is_stale(self) -> bool:
         return self.stale_reason() is not None
 
+    def who(self) -> str:
+        return f"pid {self.pid} on {self.host} since {self.since}"
+
     def describe(self) -> str:
-        return f"pid {self.pid} on {self.host} since {self.since} (heartbeat {self.heartbeat_age_s:.0f} s ago)"
+        return f"{self.who()} (heartbeat {self.heartbeat_age_s:.0f} s ago)"
 
 
 class FolderBusy(UserError):
     def __init__(self, folder: Path, owner: LockOwner):
         self.folder, self.owner = folder, owner
         super().__init__(f"{folder} is being written by {owner.describe()}: wait for it to finish, or stop that "
-                         f"process (a lock whose process is gone is taken over)")
+                         f"process (its lock is taken over once the process is gone, or after {STALE_AFTER_S:.0f} s "
+                         f"without a heartbeat)")
 
 
 def _process_alive(pid: int) -> bool:
@@ -291,7 +295,7 @@ def _claim_once(folder: Path, remove_if_empty: bool) -> FolderLock:
         if not owner.is_stale():
             raise FolderBusy(folder, owner)
         if _take_over(path, owner, content):
-            print(f"lossbench: took over {folder} from {owner.describe()}: {owner.stale_reason()}", file=sys.stderr)
+            print(f"lossbench: took over {folder} from {owner.who()}: {owner.stale_reason()}", file=sys.stderr)
             break
         time.sleep(0.05)
     else:
