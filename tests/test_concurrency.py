@@ -241,3 +241,28 @@ def test_a_stale_lock_taken_over_at_the_same_instant_has_one_new_owner(tmp_path)
     assert outcomes.count("won") == 1, outcomes
     assert all(o.startswith("busy") for o in outcomes if o != "won")
     assert not (folder / LOCK_NAME).exists()
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from lossbench.training import folder_lock
+folder_lock.HEARTBEAT_S = 0.2
+lock = folder_lock.claim(Path(sys.argv[1]))
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_owner_refreshes_its_heartbeat_and_releases_on_sigterm(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "run")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    lock = tmp_path / "run" / LOCK_NAME
+    os.utime(lock, (time.time() - 1000, time.time() - 1000))
+    assert read_owner(tmp_path / "run").is_stale()
+    time.sleep(1.0)
+    owner = read_owner(tmp_path / "run")
+    assert owner.pid == holder.pid and owner.heartbeat_age_s < 1.0 and not owner.is_stale()
+    holder.send_signal(signal.SIGTERM)
+    assert holder.wait(timeout=30) == 143
+    assert not lock.exists() and (tmp_path / "run").is_dir()
