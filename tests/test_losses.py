@@ -212,7 +212,9 @@ GRAD_CASES = {
     # q* is detached by design, so finite differences see it move unless it stays
     # at 0: delta = 1 pins it there and checks the gradient of everything else
     "anchor": {"delta": 1.0, "gamma": 1.5}, "supcon": {}, "mse": {}, "ldam": {"s": 4.0}, "balanced_softmax": {}, "logit_adjusted": {},
-    "poly1": {},
+    "poly1": {}, "vs": {}, "cdt": {}, "label_aware_smoothing": {"smooth_tail": 0.05},
+    # the compensation's softmax is detached by design (q = 0 checks everything else)
+    "seesaw": {"q": 0.0}, "ib": {"alpha": 2.0},
 }
 
 
@@ -231,6 +233,9 @@ def test_gradcheck(name):
         x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
         if LOSSES[name].inputs == "log_probs":
             x = torch.log_softmax(x.detach(), 1).requires_grad_()
+    if name == "seesaw":
+        loss.seen.copy_(torch.tensor([9.0, 5, 3, 2, 1], dtype=torch.float64))
+        loss.eval()  # in training every call counts the batch: the function would change between evaluations
     params = [p for p in loss.parameters()]
     assert torch.autograd.gradcheck(lambda x, *p: loss(x, y), (x, *params), eps=1e-6, atol=1e-5)
 
@@ -348,6 +353,14 @@ def test_finite_under_autocast(name, dtype):
         ("poly1", {"epsilon": -2.0}, r"loss.epsilon=-2.0 is invalid"),
         ("focal", {"gammma": 2.0}, r"loss.gammma is not a knob of focal: its knobs are gamma, alpha"),
         ("nope", {}, r"loss='nope' is unknown: valid losses are ce, nll, balanced_ce"),
+        ("vs", {"gamma": -0.1}, r"loss.gamma=-0.1 is invalid: it must be in \[0, inf\)"),
+        ("cdt", {"tau": 1.0}, r"loss.tau is not a knob of cdt: its knobs are gamma"),
+        ("seesaw", {"eps": 0.0}, r"loss.eps=0.0 is invalid: it must be in \(0, 1\]"),
+        ("label_aware_smoothing", {"shape": "square"}, r"loss.shape='square' is invalid: valid shapes are concave, linear"),
+        ("label_aware_smoothing", {"shape": "exp"}, r"loss.power is needed with loss.shape=exp"),
+        ("label_aware_smoothing", {"smooth_head": 1.0}, r"loss.smooth_head=1.0 is invalid: it must be in \[0, 1\)"),
+        ("ib", {"warmup_epochs": 1.5}, r"loss.warmup_epochs=1.5 is invalid: it must be an integer"),
+        ("ib", {"alpha": 0.0}, r"loss.alpha=0.0 is invalid"),
     ],
 )
 def test_bad_knobs_are_named(name, knobs, message):
@@ -356,7 +369,7 @@ def test_bad_knobs_are_named(name, knobs, message):
 
 
 def test_class_count_losses_need_counts():
-    for name in ("balanced_ce", "ldam", "balanced_softmax", "logit_adjusted"):
+    for name in ("balanced_ce", "ldam", "balanced_softmax", "logit_adjusted", "vs", "cdt", "label_aware_smoothing", "ib"):
         with pytest.raises(UserError, match="class counts"):
             build_loss(name, num_classes=3, embedding_dim=4)
 

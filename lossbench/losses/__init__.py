@@ -13,23 +13,29 @@ from torch import nn
 from lossbench.errors import UserError
 from lossbench.losses.anchor import AnchorLoss
 from lossbench.losses.balanced_ce import BalancedCrossEntropy
+from lossbench.losses.class_temperature import CDTLoss
 from lossbench.losses.cosine_margin import AMSoftmax, ArcFace, CosFace
 from lossbench.losses.cross_entropy import CrossEntropy, NegativeLogLikelihood
 from lossbench.losses.focal import FocalLoss
+from lossbench.losses.influence_balanced import IBLoss
+from lossbench.losses.label_aware_smoothing import LabelAwareSmoothing
 from lossbench.losses.label_smoothing import LabelSmoothing
 from lossbench.losses.large_margin import LSoftmax, SphereFace
 from lossbench.losses.ldam import LDAM
 from lossbench.losses.logit_adjustment import BalancedSoftmax, LogitAdjusted
+from lossbench.losses.seesaw import SeesawLoss
 from lossbench.losses.simple_variants import MeanSquaredError, Poly1, SoftMarginSoftmax
 from lossbench.losses.sparse_softmax import SparseSoftmax
 from lossbench.losses.supcon import SupConLoss
+from lossbench.losses.vector_scaling import VSLoss
 
 LOSSES: dict[str, type[nn.Module]] = {
     cls.name: cls
     for cls in (
         CrossEntropy, NegativeLogLikelihood, BalancedCrossEntropy, LabelSmoothing, SparseSoftmax, FocalLoss,
         CosFace, AMSoftmax, ArcFace, LSoftmax, SphereFace, SoftMarginSoftmax, AnchorLoss, SupConLoss,
-        MeanSquaredError, LDAM, BalancedSoftmax, LogitAdjusted, Poly1,
+        MeanSquaredError, LDAM, BalancedSoftmax, LogitAdjusted, Poly1, VSLoss, CDTLoss, SeesawLoss,
+        LabelAwareSmoothing, IBLoss,
     )
 }
 

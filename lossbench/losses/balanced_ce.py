@@ -14,6 +14,15 @@ class BalancedCrossEntropy(ClassificationLoss):
     formula = "l = -a_y log p_y,  a_c = (1-b)/(1-b^n_c) (effective) or 1/n_c (inverse), sum_c a_c = K"
     paper = "Cui et al. 2019, Class-Balanced Loss Based on Effective Number of Samples"
     knob_ranges = {"scheme": "inverse | effective", "beta": "[0, 1)"}
+    defaults_from = {
+        "scheme": "Cui et al. 2019, the class-balanced term 1/E_n (effective number of samples)",
+        "beta": "authors' CIFAR-LT script, richardaecn/class-balanced-loss cifar_im_trainval_cb.sh (BETA=0.9999)",
+    }
+    conventions = (
+        "the mean divides by the sum of the target weights, sum_i a_{y_i} (PyTorch's weighted mean, as LDAM-DRW); "
+        "Cui et al.'s code divides by the batch size N, a value several times smaller on a long-tailed batch",
+        "the weights are normalised to sum to K, as in the paper",
+    )
 
     def __init__(self, class_counts=None, scheme: str = "effective", beta: float = 0.9999, ignore_index=-100, reduction="mean"):
         require_counts(self.name, class_counts)

@@ -52,25 +52,43 @@ class ClassificationLoss(nn.Module):
     formula = ""
     paper = ""
     knob_ranges: dict[str, str] = {}
+    # Where each knob's default comes from (a paper's section or table, the
+    # authors' code or config), and the conventions a user could not guess from
+    # the formula; `lossbench losses NAME` shows both.
+    defaults_from: dict[str, str] = {}
+    conventions: tuple[str, ...] = ()
     inputs = "logits"
     views = 1  # augmented views of each image per step
+    warmup_epochs = 0  # epochs of plain cross entropy first (a knob of the losses whose authors do that)
 
     def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__()
         self.register_buffer("class_weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
         self.ignore_index = int(ignore_index)
         self.reduction = check_reduction(reduction)
+        self.warming_up = False
+
+    def start_epoch(self, epoch: int) -> None:
+        """The trainer calls this before each epoch (1-based): training and the
+        evaluation after it use plain cross entropy during the warm-up."""
+        self.warming_up = epoch <= self.warmup_epochs
 
     def set_class_weight(self, weight: torch.Tensor | None) -> None:
         self.class_weight = None if weight is None else weight.to(torch.float32)
 
-    def reduce(self, per_sample: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return reduce_loss(per_sample, target, self.class_weight, self.ignore_index, self.reduction)
+    def class_weight_like(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The class weights in ``x``'s dtype: float64 inputs keep float64 throughout."""
+        return None if self.class_weight is None else self.class_weight.to(x.dtype)
+
+    def reduce(self, per_sample: torch.Tensor, target: torch.Tensor, weighted: bool = False) -> torch.Tensor:
+        """``weighted``: ``per_sample`` already holds the class weights (the mean still divides by sum w_y)."""
+        return reduce_loss(per_sample, target, self.class_weight, self.ignore_index, self.reduction, weighted)
 
     def cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross entropy on (adjusted) logits, in float32, with this loss's weight and reduction."""
+        """Cross entropy on (adjusted) logits, in float32 or wider, with this loss's weight and reduction."""
+        logits = wide(logits)
         return F.cross_entropy(
-            wide(logits), target, weight=self.class_weight, ignore_index=self.ignore_index, reduction=self.reduction
+            logits, target, weight=self.class_weight_like(logits), ignore_index=self.ignore_index, reduction=self.reduction
         )
 
     def target_mask(self, target: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -6,7 +6,9 @@ L2-normalised, the logits are ``s cos t_k`` and the target's gets a margin.
 - AM-Softmax (Wang et al. 2018, "Additive Margin Softmax for Face
   Verification"): the same function with its paper's s = 30, m = 0.35.
 - ArcFace (Deng et al. 2019, "ArcFace: Additive Angular Margin Loss for Deep
-  Face Recognition"): target logit ``s cos(t_y + m)``; s = 64, m = 0.5.
+  Face Recognition"): target logit ``s cos(t_y + m)``; s = 64, m = 0.5; past
+  ``t_y = pi - m``, ``s (cos t_y - m sin m)`` as in the authors' code, so that
+  the loss keeps rising with the angle.
 
 The margin applies in training only; evaluation predicts with ``s cos t``.
 """
@@ -15,6 +17,7 @@ import math
 
 import torch
 
+from lossbench.checks import check_flag
 from lossbench.losses.base import ClassificationLoss, check_range
 from lossbench.losses.heads import cosine_scores, new_class_weight
 
@@ -48,6 +51,10 @@ class CosFace(_CosineMarginLoss):
     description = "normalised head, additive cosine margin: s (cos t_y - m)"
     formula = "CE on s (cos t_k - m [k = y])"
     paper = "Wang et al. 2018, CosFace: Large Margin Cosine Loss for Deep Face Recognition"
+    defaults_from = {
+        "s": "Wang et al. 2018 (CosFace), section 4.1: s = 64",
+        "m": "Wang et al. 2018 (CosFace), section 4.2 and Fig. 5: m = 0.35",
+    }
 
     def target_cosine(self, cos):
         return cos - self.m
@@ -57,6 +64,10 @@ class AMSoftmax(CosFace):
     name = "am_softmax"
     description = "additive margin softmax: CosFace's function with s=30"
     paper = "Wang et al. 2018, Additive Margin Softmax for Face Verification"
+    defaults_from = {
+        "s": "authors' code, happynear/AMSoftmax prototxt/face_train_test.prototxt (Scale 30)",
+        "m": "authors' code, happynear/AMSoftmax prototxt/face_train_test.prototxt (LabelSpecificAdd -0.35)",
+    }
 
     def __init__(self, num_classes=None, embedding_dim=None, s: float = 30.0, m: float = 0.35, weight=None,
                  ignore_index=-100, reduction="mean"):
@@ -66,15 +77,34 @@ class AMSoftmax(CosFace):
 class ArcFace(_CosineMarginLoss):
     name = "arcface"
     description = "normalised head, additive angular margin: s cos(t_y + m)"
-    formula = "CE on s cos(t_y + m) for the target, s cos t_k otherwise"
+    formula = ("CE on s f(t_y) for the target, s cos t_k otherwise;  f(t) = cos(t + m) for t <= pi - m, "
+               "cos t - m sin m beyond (easy_margin: cos(t + m) for t <= pi/2, cos t beyond)")
     paper = "Deng et al. 2019, ArcFace: Additive Angular Margin Loss for Deep Face Recognition"
+    knob_ranges = {**_CosineMarginLoss.knob_ranges, "easy_margin": "true | false"}
+    defaults_from = {
+        "s": "Deng et al. 2019, experimental settings: s = 64",
+        "m": "Deng et al. 2019, Table 2 and insightface arcface_torch configs/base.py margin_list (1.0, 0.5, 0.0)",
+        "easy_margin": "insightface arcface_torch losses.py (easy_margin=False)",
+    }
+    conventions = (
+        "past t_y = pi - m the target logit is s (cos t_y - m sin m), as insightface's arcface_torch did until "
+        "December 2022, so that the loss keeps rising with the angle; their current code drops that branch",
+        "easy_margin=true keeps cos t_y for t_y > pi/2: the loss drops back there, as in the authors' option",
+    )
 
-    def __init__(self, num_classes=None, embedding_dim=None, s: float = 64.0, m: float = 0.5, weight=None,
-                 ignore_index=-100, reduction="mean"):
+    def __init__(self, num_classes=None, embedding_dim=None, s: float = 64.0, m: float = 0.5,
+                 easy_margin: bool = False, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(num_classes, embedding_dim, s, m, weight, ignore_index, reduction)
+        self.easy_margin = check_flag("loss.easy_margin", easy_margin)
 
     def target_cosine(self, cos):
         # cos(t + m) = cos t cos m - sin t sin m; sin t from cos t with a floor, so
         # the gradient stays finite at cos t = +-1 (where arccos's is not)
         sin = (1.0 - cos * cos).clamp_min(1e-12).sqrt()
-        return cos * math.cos(self.m) - sin * math.sin(self.m)
+        margin = cos * math.cos(self.m) - sin * math.sin(self.m)
+        if self.easy_margin:
+            return torch.where(cos > 0, margin, cos)
+        # Past t = pi - m, cos(t + m) turns back up: the loss would fall as a
+        # sample moves away from its class. The authors' code (insightface) goes
+        # on with cos t - m sin m there, which keeps falling.
+        return torch.where(cos > math.cos(math.pi - self.m), margin, cos - self.m * math.sin(self.m))

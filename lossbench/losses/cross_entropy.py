@@ -29,5 +29,5 @@ class NegativeLogLikelihood(ClassificationLoss):
 
     def forward(self, log_probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.nll_loss(
-            wide(log_probs), target, weight=self.class_weight, ignore_index=self.ignore_index, reduction=self.reduction
+            wide(log_probs), target, weight=self.class_weight_like(wide(log_probs)), ignore_index=self.ignore_index, reduction=self.reduction
         )

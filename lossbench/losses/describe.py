@@ -6,6 +6,7 @@ from lossbench.losses import LOSSES, knob_defaults
 
 # Knobs every loss has, with PyTorch's meaning; listed once rather than per loss.
 COMMON_KNOBS = ("weight", "ignore_index", "reduction")
+COMMON_SOURCE = "as torch.nn.CrossEntropyLoss"
 
 
 def _defaults_text(name: str) -> str:
@@ -26,11 +27,17 @@ def describe_loss(name: str) -> str:
     if name not in LOSSES:
         raise UserError(f"loss {name!r} is unknown: valid losses are {', '.join(LOSSES)}")
     cls = LOSSES[name]
-    knobs = "\n".join(f"  {k} = {v}" for k, v in knob_defaults(name).items()) or "  (none)"
+    defaults = knob_defaults(name)
+    width = max((len(f"{k} = {v}") for k, v in defaults.items()), default=0)
+    knobs = "\n".join(f"  {f'{k} = {v}':<{width}}  {cls.defaults_from.get(k, COMMON_SOURCE if k in COMMON_KNOBS else '')}".rstrip()
+                      for k, v in defaults.items()) or "  (none)"
     ranges = getattr(cls, "knob_ranges", {})
     if ranges:
         knobs += "\nvalid ranges:\n" + "\n".join(f"  {k}: {r}" for k, r in ranges.items())
     takes = {"logits": "the model's class scores", "log_probs": "log-probabilities (log_softmax of the scores)",
              "embeddings": "the embedding; the loss owns the class weights (classes x embedding) and predicts with them"}
     extra = f"\ninput: {takes[cls.inputs]}" + ("\nviews: two augmented views of each image per step" if cls.views == 2 else "")
-    return f"{name}: {cls.description}\n\nformula: {cls.formula}\n{extra}\n\nknobs (defaults):\n{knobs}\n\npaper: {cls.paper}"
+    conventions = "".join(f"\n  - {c}" for c in cls.conventions)
+    conventions = f"\n\nconventions:{conventions}" if conventions else ""
+    return (f"{name}: {cls.description}\n\nformula: {cls.formula}\n{extra}\n\nknobs (default, and where it comes from):\n"
+            f"{knobs}{conventions}\n\npaper: {cls.paper}")

@@ -22,6 +22,15 @@ class FocalLoss(ClassificationLoss):
     formula = "l = -a_y (1 - p_y)^gamma log p_y"
     paper = "Lin et al. 2017, Focal Loss for Dense Object Detection"
     knob_ranges = {"gamma": "[0, inf)", "alpha": "null | float > 0 | K floats | inverse | effective"}
+    defaults_from = {
+        "gamma": "Lin et al. 2017, section 3.2 and Table 1a: gamma = 2",
+        "alpha": "none: the paper's alpha = 0.25 (Table 1b) weighs the sigmoid form's positives against its "
+                 "negatives, which the softmax form does not have",
+    }
+    conventions = (
+        "a scalar alpha scales every class alike (kornia since 0.7.2 gives class 0 1 - alpha and the others alpha; "
+        "torchvision's sigmoid form gives negatives 1 - alpha); give K values for per-class weights",
+    )
 
     def __init__(self, num_classes=None, class_counts=None, gamma: float = 2.0, alpha=None, weight=None,
                  ignore_index=-100, reduction="mean"):

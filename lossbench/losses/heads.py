@@ -10,12 +10,18 @@ from lossbench.errors import UserError
 from lossbench.losses.base import wide
 
 
-def new_class_weight(num_classes, embedding_dim, loss_name: str) -> nn.Parameter:
+def new_class_weight(num_classes, embedding_dim, loss_name: str, unit_rows: bool = False) -> nn.Parameter:
+    """``unit_rows``: uniform directions at norm 1, as LDAM's authors start their
+    normalised head; otherwise the default init of nn.Linear, so that a margin
+    loss starts where a linear head would. (On a normalised head the norm does
+    not change the logits, but it sets the weights' effective learning rate.)"""
     if num_classes is None or embedding_dim is None:
         raise UserError(f"loss {loss_name} owns the class weights: it needs num_classes and embedding_dim")
     weight = torch.empty(num_classes, embedding_dim)
-    # the default init of nn.Linear, so a margin loss starts where a linear head would
-    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if unit_rows:
+        weight = F.normalize(weight.uniform_(-1.0, 1.0), dim=1)
+    else:
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
     return nn.Parameter(weight)
 
 

@@ -46,13 +46,21 @@ class LSoftmax(ClassificationLoss):
     description = "large-margin softmax: target score |W||x| psi(t_y), annealed blend"
     formula = "target score (lambda |W_y||x| cos t_y + |W_y||x| psi(t_y)) / (1 + lambda), psi(t) = (-1)^j cos(mt) - 2j"
     paper = "Liu et al. 2016, Large-Margin Softmax Loss for Convolutional Neural Networks"
+    defaults_from = {
+        "m": "authors' CIFAR-10 model, wy1iu/LargeMargin_Softmax_Loss myexamples/cifar10/model/cifar_train_test.prototxt (type DOUBLE)",
+        "lambda_base": "the same prototxt (base: 1000)",
+        "lambda_min": "the same prototxt (no lambda_min: the layer's default, 0)",
+        "lambda_gamma": "the same prototxt (gamma: 0.00002)",
+        "lambda_power": "the same prototxt (power: 45)",
+    }
+    conventions = ("lambda counts training steps (the layer's iterations), not epochs",)
     inputs = "embeddings"
     knob_ranges = {"m": "integer in [1, 8]", "lambda_base": "[0, inf)", "lambda_min": "[0, inf)",
                    "lambda_gamma": "[0, inf)", "lambda_power": "[0, inf)"}
     unit_weight = False
 
     def __init__(self, num_classes=None, embedding_dim=None, m: int = 2, lambda_base: float = 1000.0,
-                 lambda_min: float = 0.0, lambda_gamma: float = 0.12, lambda_power: float = 1.0, weight=None,
+                 lambda_min: float = 0.0, lambda_gamma: float = 2e-5, lambda_power: float = 45.0, weight=None,
                  ignore_index=-100, reduction="mean"):
         super().__init__(weight, ignore_index, reduction)
         self.m = check_range("m", m, 1, 8, integer=True)
@@ -112,9 +120,9 @@ class LSoftmax(ClassificationLoss):
     def forward(self, embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return self.cross_entropy(self.logits(embeddings), target)
-        loss = self.cross_entropy(self.margin_logits(embeddings, target, self.lam_tensor().float()), target)
+        # the k-th training step uses lambda(k), as the authors' layer counts its iterations before use
         self.steps += 1
-        return loss
+        return self.cross_entropy(self.margin_logits(embeddings, target, self.lam_tensor().to(wide(embeddings).dtype)), target)
 
 
 class SphereFace(LSoftmax):
@@ -122,6 +130,13 @@ class SphereFace(LSoftmax):
     description = "A-Softmax: L-Softmax with unit-norm class weights, no bias"
     formula = "as l_softmax with |W| = 1: target score (lambda |x| cos t_y + |x| psi(t_y)) / (1 + lambda)"
     paper = "Liu et al. 2017, SphereFace: Deep Hypersphere Embedding for Face Recognition"
+    defaults_from = {
+        "m": "authors' model, wy1iu/sphereface train/code/sphereface_model.prototxt (type QUADRUPLE)",
+        "lambda_base": "the same prototxt (base: 1000)",
+        "lambda_min": "the same prototxt (lambda_min: 5)",
+        "lambda_gamma": "the same prototxt (gamma: 0.12)",
+        "lambda_power": "the same prototxt (power: 1)",
+    }
     unit_weight = True
 
     def __init__(self, num_classes=None, embedding_dim=None, m: int = 4, lambda_base: float = 1000.0,

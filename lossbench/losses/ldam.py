@@ -15,6 +15,15 @@ class LDAM(ClassificationLoss):
     description = "label-distribution-aware margins C/n_c^(1/4) on a normalised head"
     formula = "CE on s (cos t_k - Delta_y [k = y]),  Delta_c = max_m (n_min / n_c)^(1/4)"
     paper = "Cao et al. 2019, Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss"
+    defaults_from = {
+        "s": "authors' code, kaidic/LDAM-DRW losses.py (s=30)",
+        "max_m": "authors' code, kaidic/LDAM-DRW losses.py (max_m=0.5)",
+    }
+    conventions = (
+        "the class weights start at norm 1 in uniformly drawn directions, as the authors' NormedLinear",
+        "test_loss is measured without the margin (the loss the model predicts with); the authors' validation "
+        "applies the margin, so their validation loss is higher",
+    )
     inputs = "embeddings"
     knob_ranges = {"s": "(0, inf)", "max_m": "[0, 1]"}
 
@@ -26,7 +35,7 @@ class LDAM(ClassificationLoss):
         self.max_m = float(check_range("max_m", max_m, 0.0, 1.0))
         margins = counts ** -0.25
         self.register_buffer("margins", (margins * (self.max_m / margins.max())).to(torch.float32))
-        self.weight = new_class_weight(num_classes, embedding_dim, self.name)
+        self.weight = new_class_weight(num_classes, embedding_dim, self.name, unit_rows=True)
 
     def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.s * cosine_scores(embeddings, self.weight)

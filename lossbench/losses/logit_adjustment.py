@@ -36,6 +36,7 @@ class LogitAdjusted(BalancedSoftmax):
     formula = "CE on z_k + tau log pi_k,  pi_k = n_k / sum n"
     paper = "Menon et al. 2021, Long-Tail Learning via Logit Adjustment"
     knob_ranges = {"tau": "[0, inf)"}
+    defaults_from = {"tau": "authors' code, google-research logit_adjustment/main.py (flag tau=1.0)"}
 
     def __init__(self, class_counts=None, tau: float = 1.0, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(class_counts, weight, ignore_index, reduction)

@@ -19,17 +19,21 @@ def reduce_loss(
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",
+    weighted: bool = False,
 ) -> torch.Tensor:
     """Reduce ``per_sample`` (N,) as ``torch.nn.CrossEntropyLoss`` does.
 
     Samples whose target is ``ignore_index`` count for nothing (0 under ``none``);
     with class weights ``w``, ``mean`` is ``sum(w_y * l) / sum(w_y)``.
+    ``weighted``: ``per_sample`` already carries its class weights (a loss that
+    weights more than the target term, as label smoothing does), so it is not
+    multiplied by ``w_y`` again; ``mean`` still divides by ``sum(w_y)``.
     """
     keep = target != ignore_index
     w = keep.to(per_sample.dtype)
     if weight is not None:
         w = w * weight.to(per_sample.dtype)[target.clamp_min(0) * keep]
-    weighted = per_sample * w
+    weighted = per_sample * (keep.to(per_sample.dtype) if weighted else w)
     if reduction == "none":
         return weighted
     if reduction == "sum":

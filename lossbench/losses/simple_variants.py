@@ -21,6 +21,7 @@ class SoftMarginSoftmax(ClassificationLoss):
     formula = "CE on z_k - m [k = y]"
     paper = "Liang et al. 2017, Soft-Margin Softmax for Deep Classification"
     knob_ranges = {"m": "[0, inf)"}
+    defaults_from = {"m": "lossbench's choice, not the paper's: a starting point to tune"}
 
     def __init__(self, m: float = 0.5, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(weight, ignore_index, reduction)
@@ -39,6 +40,10 @@ class Poly1(ClassificationLoss):
     formula = "l = -log p_y + eps (1 - p_y)"
     paper = "Leng et al. 2022, PolyLoss: A Polynomial Expansion Perspective of Classification Loss Functions"
     knob_ranges = {"epsilon": "[-1, inf)"}
+    defaults_from = {
+        "epsilon": "lossbench's choice, the plain Poly-1 term; the paper reports epsilon = 2 for ImageNet "
+                   "classification (as optax's poly_loss_cross_entropy documents)",
+    }
 
     def __init__(self, epsilon: float = 1.0, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(weight, ignore_index, reduction)

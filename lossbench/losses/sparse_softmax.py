@@ -13,6 +13,7 @@ class SparseSoftmax(ClassificationLoss):
     formula = "l = logsumexp(top-k of z) - z_y  (k = K gives CE)"
     paper = "sparse / top-k softmax; cf. Martins & Astudillo 2016 for sparse output distributions"
     knob_ranges = {"k": "[1, K]"}
+    defaults_from = {"k": "the sparse-softmax author's code, bojone/SPACES seq2seq_model.py (k_sparse = 10)"}
 
     def __init__(self, num_classes: int | None = None, k: int = 10, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(weight, ignore_index, reduction)

@@ -42,6 +42,16 @@ class SupConLoss(ClassificationLoss):
     formula = "l = CE + lambda * SupCon(v; t),  v = normalize(projection(embedding)), two views per image"
     paper = "Khosla et al. 2020, Supervised Contrastive Learning"
     knob_ranges = {"temperature": "(0, inf)", "lam": "[0, inf)", "projection_dim": "[1, inf)"}
+    defaults_from = {
+        "temperature": "Khosla et al. 2020, section 4.5 (training details): temperature 0.1",
+        "lam": "lossbench's choice: one stage, CE + SupCon at equal weight (the paper trains the encoder first, "
+               "then a linear classifier)",
+        "projection_dim": "authors' code, HobbitLong/SupContrast networks/resnet_big.py (feat_dim=128)",
+    }
+    conventions = (
+        "SupCon equals SupContrast's SupConLoss with base_temperature = temperature, so no rescaling by "
+        "temperature / base_temperature (their default base_temperature = 0.07 would multiply it by t / 0.07)",
+    )
     inputs = "embeddings"
     views = 2
 

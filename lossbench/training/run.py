@@ -264,6 +264,7 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, stop) -> dict:
         bar = tqdm(range(start_epoch, epochs + 1), desc=f"{data.name} {cfg.model.name} {cfg.loss.name}", unit="epoch",
                    disable=not cfg.trainer.progress, dynamic_ncols=True, initial=start_epoch - 1, total=epochs)
         for epoch in bar:
+            loss_fn.start_epoch(epoch)
             if drw_epoch is not None and epoch == drw_epoch + 1:
                 loss_fn.set_class_weight(drw_weights.to(device))
                 log.info("deferred re-weighting from epoch %d: class weights %s", epoch, drw_weights.tolist())

@@ -1,0 +1,77 @@
+"""Label-aware smoothing (Zhong et al. 2021, "Improving Calibration for
+Long-Tailed Recognition", MiSLAS): label smoothing whose factor depends on the
+target class's training count, most for the head, least for the tail,
+
+    l = (1 - e_y) (-log p_y) + e_y (-1/K sum_k log p_k),
+    e_c = e_tail + (e_head - e_tail) f(r_c),  r_c = (n_c - n_min) / (n_max - n_min),
+
+with f(r) = sin(pi r / 2) (concave), r (linear), 1 - cos(pi r / 2) (convex) or
+r^power (exp). Head classes, over-confident after imbalanced training, are
+smoothed most. With equal counts every class is a head class (r = 1).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from lossbench.errors import UserError
+from lossbench.losses.base import ClassificationLoss, check_range, require_counts, wide
+from lossbench.losses.label_smoothing import smoothing_terms
+
+SHAPES = ("concave", "linear", "convex", "exp")
+
+
+def smoothing_per_class(counts: torch.Tensor, head: float, tail: float, shape: str, power) -> torch.Tensor:
+    spread = counts.max() - counts.min()
+    r = (counts - counts.min()) / spread if spread > 0 else torch.ones_like(counts)
+    curve = {
+        "concave": lambda: torch.sin(math.pi * r / 2),
+        "linear": lambda: r,
+        "convex": lambda: 1 - torch.cos(math.pi * r / 2),
+        "exp": lambda: r ** power,
+    }[shape]()
+    return tail + (head - tail) * curve
+
+
+class LabelAwareSmoothing(ClassificationLoss):
+    name = "label_aware_smoothing"
+    description = "label smoothing with a factor per class, from smooth_head (most frequent) to smooth_tail"
+    formula = ("l = (1 - e_y)(-log p_y) + e_y (-1/K sum_k log p_k),  e_c = e_tail + (e_head - e_tail) f(r_c),  "
+               "r_c = (n_c - n_min)/(n_max - n_min)")
+    paper = "Zhong et al. 2021, Improving Calibration for Long-Tailed Recognition (MiSLAS)"
+    knob_ranges = {"smooth_head": "[0, 1)", "smooth_tail": "[0, 1)", "shape": " | ".join(SHAPES),
+                   "power": "(0, inf), with shape=exp"}
+    defaults_from = {
+        "smooth_head": "authors' CIFAR-10-LT (imbalance 100) config, dvlab-research/MiSLAS config/cifar10/"
+                       "cifar10_imb001_stage2_mislas.yaml (smooth_head 0.3; 0.4 for CIFAR-100-LT)",
+        "smooth_tail": "the same config (smooth_tail 0.0; 0.1 for CIFAR-100-LT)",
+        "shape": "authors' code, dvlab-research/MiSLAS methods.py (shape='concave')",
+        "power": "authors' code (power=None: only the exp shape takes one)",
+    }
+    conventions = (
+        "the authors use it in their second stage (classifier re-training); here it is a loss like any other",
+        "with class weights, each class's term carries its own weight, as label_smoothing",
+    )
+
+    def __init__(self, class_counts=None, smooth_head: float = 0.3, smooth_tail: float = 0.0, shape: str = "concave",
+                 power=None, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__(weight, ignore_index, reduction)
+        counts = require_counts(self.name, class_counts)
+        head = float(check_range("smooth_head", smooth_head, 0.0, 1.0, high_inclusive=False))
+        tail = float(check_range("smooth_tail", smooth_tail, 0.0, 1.0, high_inclusive=False))
+        if shape not in SHAPES:
+            raise UserError(f"loss.shape={shape!r} is invalid: valid shapes are {', '.join(SHAPES)}")
+        if shape == "exp":
+            if power is None:
+                raise UserError("loss.power is needed with loss.shape=exp: a number > 0")
+            power = float(check_range("power", power, 0.0, low_inclusive=False))
+        self.smooth_head, self.smooth_tail, self.shape, self.power = head, tail, shape, power
+        self.register_buffer("smoothing", smoothing_per_class(counts, head, tail, shape, power))  # float64, cast per call
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        log_probs = F.log_softmax(wide(logits), dim=1)
+        nll, smooth = smoothing_terms(log_probs, target, self.class_weight_like(log_probs), self.ignore_index)
+        safe = torch.where(target == self.ignore_index, torch.zeros_like(target), target)
+        e = self.smoothing.to(log_probs.dtype)[safe]
+        return self.reduce((1 - e) * nll + e * smooth, target, weighted=True)

@@ -1,0 +1,43 @@
+"""Vector-scaling loss (Kini et al. 2021, "Label-Imbalanced and
+Group-Sensitive Classification under Overparameterization"): cross entropy on
+logits scaled and shifted per class by the training counts,
+
+    l = CE(z_k / Delta_k + iota_k, y),  Delta_k = (n_max / n_k)^gamma,  iota_k = tau log(n_k / N).
+
+The multiplicative part shrinks the logits of rare classes (a class-dependent
+temperature); the additive part is logit adjustment. gamma = 0 gives logit
+adjustment with the same tau, tau = 0 gives class-dependent temperatures (cdt),
+both 0 give CE. LDAM's target-only margin is not a special case: a shift of
+every logit cannot equal a shift of the target's alone for every pair of
+classes. Prediction uses the plain logits.
+"""
+
+import torch
+
+from lossbench.losses.base import ClassificationLoss, check_range, require_counts, wide
+
+
+class VSLoss(ClassificationLoss):
+    name = "vs"
+    description = "cross entropy on logits scaled by (n_k/n_max)^gamma and shifted by tau log prior"
+    formula = "l = CE(z_k / Delta_k + iota_k),  Delta_k = (n_max/n_k)^gamma,  iota_k = tau log(n_k/N)"
+    paper = "Kini et al. 2021, Label-Imbalanced and Group-Sensitive Classification under Overparameterization"
+    knob_ranges = {"gamma": "[0, inf)", "tau": "[0, inf)"}
+    defaults_from = {
+        "gamma": "authors' code, orparask/VS-Loss class_imbalance/train.py (--gamma 0.3)",
+        "tau": "authors' code, orparask/VS-Loss class_imbalance/train.py (--tau 1.0)",
+    }
+    conventions = ("the scale and shift apply in training and in test_loss; predictions use the plain logits",)
+
+    def __init__(self, class_counts=None, gamma: float = 0.3, tau: float = 1.0, weight=None, ignore_index=-100,
+                 reduction="mean"):
+        super().__init__(weight, ignore_index, reduction)
+        counts = require_counts(self.name, class_counts)
+        self.gamma = float(check_range("gamma", gamma, 0.0))
+        self.tau = float(check_range("tau", tau, 0.0))
+        self.register_buffer("scale", (counts / counts.max()) ** self.gamma)  # float64, cast per call
+        self.register_buffer("shift", self.tau * torch.log(counts / counts.sum()))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = wide(logits)
+        return self.cross_entropy(logits * self.scale.to(logits.dtype) + self.shift.to(logits.dtype), target)
