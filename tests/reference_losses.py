@@ -197,13 +197,17 @@ def ref_cosface(embeddings, weight, target, s=64.0, m=0.35):
 
 
 def ref_arcface(embeddings, weight, target, s=64.0, m=0.5):
-    """CE on s*cos(theta_y + m) for the target and s*cos_k otherwise, theta = arccos(clip(cos, -1, 1))."""
+    """CE on s*cos(theta_y + m) for the target and s*cos_k otherwise, theta = arccos(clip(cos, -1, 1));
+    past theta_y = pi - m the target's is s*(cos theta_y - m sin m) (Deng et al.'s code), so that it keeps falling."""
     cos = np.clip(_cosines(embeddings, weight), -1.0, 1.0)
     target = _int(target)
     scores = s * cos.copy()
     for i in range(cos.shape[0]):
         theta_y = math.acos(cos[i, target[i]])
-        scores[i, target[i]] = s * math.cos(theta_y + m)
+        if theta_y <= math.pi - m:
+            scores[i, target[i]] = s * math.cos(theta_y + m)
+        else:
+            scores[i, target[i]] = s * (cos[i, target[i]] - m * math.sin(m))
     return _ce_from_scores(scores, target)
 
 

@@ -213,3 +213,23 @@ def test_diverged_run_exits_non_zero(tmp_path):
     run = next((tmp_path / "results" / "runs").glob("*/*"))
     summary = json.loads((run / "summary.json").read_text())  # strict JSON: no NaN
     assert summary["status"] == "diverged" and summary["diagnosis"]["label"] == "diverged"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["loss=seesaw", "loss.p=-1"], "loss.p=-1 is invalid: it must be in [0, inf)"),
+    (["loss=label_aware_smoothing", "loss.shape=cubic"], "loss.shape='cubic' is invalid: valid shapes are concave"),
+    (["loss=ib", "loss.warmup=3"], "loss.warmup is not a knob of ib: its knobs are alpha, epsilon, reweight, warmup_epochs"),
+])
+def test_bad_knobs_of_the_long_tail_losses_fail_in_one_line(tmp_path, args, fragment):
+    result = lossbench("train", "dataset=digits_lt", *args, cwd=tmp_path)
+    assert_one_line_error(result, fragment)
+    assert not list((tmp_path / "results").rglob("metrics.csv"))
+
+
+def test_losses_lists_every_loss_and_shows_where_defaults_come_from(tmp_path):
+    from lossbench.losses import LOSSES
+
+    listing = lossbench("losses", cwd=tmp_path).stdout
+    assert [line.split()[0] for line in listing.splitlines()[:len(LOSSES)]] == list(LOSSES)
+    shown = lossbench("losses", "seesaw", cwd=tmp_path).stdout
+    assert "p = 0.8" in shown and "mmpretrain/models/losses/seesaw_loss.py" in shown and "conventions:" in shown

@@ -63,7 +63,8 @@ class ClassificationLoss(nn.Module):
 
     def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__()
-        self.register_buffer("class_weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
+        # float64, cast to the input's dtype at each use: float64 inputs get exact weights
+        self.register_buffer("class_weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float64))
         self.ignore_index = int(ignore_index)
         self.reduction = check_reduction(reduction)
         self.warming_up = False
@@ -74,7 +75,7 @@ class ClassificationLoss(nn.Module):
         self.warming_up = epoch <= self.warmup_epochs
 
     def set_class_weight(self, weight: torch.Tensor | None) -> None:
-        self.class_weight = None if weight is None else weight.to(torch.float32)
+        self.class_weight = None if weight is None else weight.to(torch.float64)
 
     def class_weight_like(self, x: torch.Tensor) -> torch.Tensor | None:
         """The class weights in ``x``'s dtype: float64 inputs keep float64 throughout."""

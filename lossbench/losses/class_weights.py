@@ -22,4 +22,4 @@ def class_weights(class_counts, scheme: str = "effective", beta: float = 0.9999)
     else:
         # 1 - beta^n computed as -expm1(n log beta): exact for beta near 1
         raw = (1.0 - beta) / -torch.expm1(counts * torch.log(torch.tensor(beta, dtype=torch.float64)))
-    return (raw * len(counts) / raw.sum()).to(torch.float32)
+    return raw * len(counts) / raw.sum()  # float64: a loss casts it to its input's dtype

@@ -51,7 +51,7 @@ class FocalLoss(ClassificationLoss):
         if isinstance(alpha, bool):
             raise UserError(f"loss.alpha={alpha!r} is invalid: use a number, one per class, or {' | '.join(SCHEMES)}")
         try:
-            values = torch.as_tensor(list(alpha) if not isinstance(alpha, (int, float)) else alpha, dtype=torch.float32)
+            values = torch.as_tensor(list(alpha) if not isinstance(alpha, (int, float)) else alpha, dtype=torch.float64)
         except (TypeError, ValueError):
             raise UserError(f"loss.alpha={alpha!r} is invalid: use a number, one per class, or {' | '.join(SCHEMES)}") from None
         if values.ndim == 1 and num_classes is not None and len(values) != num_classes:
@@ -68,5 +68,6 @@ class FocalLoss(ClassificationLoss):
         per_sample = -focus * log_p
         if self.alpha is not None:
             safe = torch.where(target == self.ignore_index, torch.zeros_like(target), target)
-            per_sample = per_sample * (self.alpha[safe] if self.alpha.ndim == 1 else self.alpha)
+            alpha = self.alpha.to(per_sample.dtype)
+            per_sample = per_sample * (alpha[safe] if alpha.ndim == 1 else alpha)
         return self.reduce(per_sample, target)

@@ -34,7 +34,7 @@ class LDAM(ClassificationLoss):
         self.s = float(check_range("s", s, 0.0, low_inclusive=False))
         self.max_m = float(check_range("max_m", max_m, 0.0, 1.0))
         margins = counts ** -0.25
-        self.register_buffer("margins", (margins * (self.max_m / margins.max())).to(torch.float32))
+        self.register_buffer("margins", margins * (self.max_m / margins.max()))  # float64, cast per call
         self.weight = new_class_weight(num_classes, embedding_dim, self.name, unit_rows=True)
 
     def logits(self, embeddings: torch.Tensor) -> torch.Tensor:

@@ -23,11 +23,12 @@ class BalancedSoftmax(ClassificationLoss):
     def __init__(self, class_counts=None, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(weight, ignore_index, reduction)
         counts = require_counts(self.name, class_counts)
-        self.register_buffer("log_prior", torch.log(counts / counts.sum()).to(torch.float32))
+        self.register_buffer("log_prior", torch.log(counts / counts.sum()))  # float64, cast per call
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         # log n_c and log pi_c differ by a constant, which the softmax ignores
-        return self.cross_entropy(wide(logits) + self.tau * self.log_prior, target)
+        logits = wide(logits)
+        return self.cross_entropy(logits + self.tau * self.log_prior.to(logits.dtype), target)
 
 
 class LogitAdjusted(BalancedSoftmax):
