@@ -214,3 +214,23 @@ def test_large_margin_lambda_follows_the_authors_layer(name, key):
         value = loss(x, y)
         expected = reference(x.numpy(), w.numpy(), y.numpy(), m=m, lam=lam).mean()
         assert float(value.detach()) == pytest.approx(expected, rel=1e-12), step
+
+
+# ---- arcface against insightface's arcface_torch (the version with the branch past pi - m) -----------
+
+
+@pytest.mark.parametrize("key, easy_margin", [("CombinedMarginLoss_5ef9", False), ("CombinedMarginLoss_5ef9_easy_margin", True)])
+def test_arcface_matches_insightface(key, easy_margin):
+    record = AUTHORS["losses"]["arcface"]
+    loss = build_loss("arcface", num_classes=5, embedding_dim=4, easy_margin=easy_margin).double()
+    cos = torch.tensor(record["cos_theta_values"], dtype=torch.float64)
+    np.testing.assert_allclose((64.0 * loss.target_cosine(cos)).numpy(), record["target_logits"][key]["authors"],
+                               rtol=1e-13, atol=1e-12)
+    # the loss on the authors' cosine matrix, through the path forward() takes after the cosines
+    cos = torch.tensor(record["loss_inputs"]["cos_theta"], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor(record["loss_inputs"]["targets"])
+    value = loss.cross_entropy(64.0 * loss.replace_target_scores(cos, y, lambda c, _: loss.target_cosine(c)), y)
+    value.backward()
+    authors = record["losses"][key]["authors"]
+    assert float(value.detach()) == pytest.approx(authors["loss"], rel=1e-13)
+    np.testing.assert_allclose(cos.grad.numpy(), np.array(authors["grad_cos_theta"]), rtol=1e-10, atol=1e-12)
