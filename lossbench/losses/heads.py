@@ -25,6 +25,20 @@ def new_class_weight(num_classes, embedding_dim, loss_name: str, unit_rows: bool
     return nn.Parameter(weight)
 
 
+class LinearClassifier:
+    """Mixin for a loss that takes the embedding and owns a linear classifier
+    ``self.classifier`` (with bias): its weights and the scores it predicts with."""
+
+    classifier: nn.Linear
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.classifier.weight
+
+    def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.classifier(embeddings)
+
+
 def cosine_scores(embeddings: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """cos of the angle between each embedding and each class weight, in float32
     (autocast off: half precision loses the angle near cos = 1)."""

@@ -21,6 +21,7 @@ from torch import nn
 from lossbench.checks import check_flag
 from lossbench.errors import UserError
 from lossbench.losses.base import ClassificationLoss, check_range, require_counts, wide
+from lossbench.losses.heads import LinearClassifier
 
 
 def influence_balanced(logits: torch.Tensor, embeddings: torch.Tensor, target: torch.Tensor,
@@ -36,7 +37,7 @@ def influence_balanced(logits: torch.Tensor, embeddings: torch.Tensor, target: t
     return torch.where(keep, ce * alpha / (influence + epsilon), 0.0)
 
 
-class IBLoss(ClassificationLoss):
+class IBLoss(LinearClassifier, ClassificationLoss):
     name = "ib"
     description = "cross entropy divided by each sample's influence |p - y|_1 |h|_1, after a plain-CE warm-up"
     formula = "l_i = w_y CE_i alpha / (|softmax(z_i) - onehot(y_i)|_1 |h_i|_1 + eps),  w_c = (1/n_c) K / sum_j 1/n_j"
@@ -71,13 +72,6 @@ class IBLoss(ClassificationLoss):
         factor = inverse / inverse.sum() * len(counts) if self.reweight else None  # float64, cast per call
         self.register_buffer("class_factor", factor)
         self.classifier = nn.Linear(embedding_dim, num_classes)
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.classifier.weight
-
-    def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.classifier(embeddings)
 
     def forward(self, embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = self.logits(embeddings)

@@ -16,6 +16,7 @@ from torch import nn
 
 from lossbench.errors import UserError
 from lossbench.losses.base import ClassificationLoss, check_range, wide
+from lossbench.losses.heads import LinearClassifier
 
 
 def supcon_per_anchor(
@@ -36,7 +37,7 @@ def supcon_per_anchor(
     return -summed / count.clamp_min(1), count > 0
 
 
-class SupConLoss(ClassificationLoss):
+class SupConLoss(LinearClassifier, ClassificationLoss):
     name = "supcon"
     description = "cross entropy plus supervised contrastive loss on two augmented views"
     formula = "l = CE + lambda * SupCon(v; t),  v = normalize(projection(embedding)), two views per image"
@@ -67,13 +68,6 @@ class SupConLoss(ClassificationLoss):
         self.projection = nn.Sequential(
             nn.Linear(embedding_dim, embedding_dim), nn.ReLU(inplace=True), nn.Linear(embedding_dim, projection_dim)
         )
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.classifier.weight
-
-    def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.classifier(embeddings)
 
     def contrastive(self, embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
