@@ -120,7 +120,7 @@ def test_a_second_writer_is_refused_and_changes_nothing(tmp_path):
         # the report shows the run as running and says who writes it
         report = lossbench("report", str(run), "--out", str(tmp_path / "report"), cwd=tmp_path)
         assert report.returncode == 0, report.stderr[-2000:]
-        assert "1 running" in report.stdout and f"Still being written" in report.stdout
+        assert "1 running" in report.stdout and "Still being written" in report.stdout
         assert f"pid {owner.pid}" in report.stdout
         assert _hashes(run) == before
     finally:

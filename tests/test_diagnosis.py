@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from lossbench.report.diagnosis import ADVICE, MIN_EPOCHS, diagnose
+from lossbench.diagnosis import ADVICE, MIN_EPOCHS, diagnose
 from synthetic_curves import curves
 
 DRAWS = 40

@@ -11,7 +11,8 @@ from lossbench.data.digits import load_digits_split
 from lossbench.data.long_tail import long_tail_indices
 from lossbench.errors import UserError
 
-SOURCES = ("digits", "cifar10", "cifar100")
+# each source and its number of classes
+SOURCES = {"digits": 10, "cifar10": 10, "cifar100": 100}
 
 
 @dataclass
@@ -38,10 +39,6 @@ class ImageDataset:
     def channels(self) -> int:
         return self.train.images.shape[1]
 
-    @property
-    def image_size(self) -> int:
-        return self.train.images.shape[2]
-
 
 def source_of(name: str) -> str:
     """The data a dataset config reads: ``cifar10_lt`` reads ``cifar10``."""
@@ -52,12 +49,15 @@ def source_of(name: str) -> str:
     return source
 
 
+def num_classes_of(name: str) -> int:
+    return SOURCES[source_of(name)]
+
+
 def _read_arrays(cfg, data_dir: Path):
     source = source_of(cfg.name)
     if source == "digits":
         return load_digits_split(int(cfg.split_seed))
-    num_classes = 10 if source == "cifar10" else 100
-    return load_cifar(data_dir, num_classes, bool(cfg.download), str(cfg.url), str(cfg.md5))
+    return load_cifar(data_dir, SOURCES[source], bool(cfg.download), str(cfg.url), str(cfg.md5))
 
 
 def _channel_stats(images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,12 +70,12 @@ def _channel_stats(images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 def load_dataset(cfg, data_dir: Path, device: torch.device) -> ImageDataset:
     """Read, validate, subsample to the configured long tail and move to ``device``."""
     train_x, train_y, test_x, test_y = _read_arrays(cfg, data_dir)
-    num_classes = int(cfg.num_classes)
+    num_classes = num_classes_of(str(cfg.name))
     present = np.unique(train_y)
     if len(present) != num_classes:
         raise UserError(
-            f"the {cfg.name} training set has images of {len(present)} classes, expected {num_classes} "
-            f"(dataset.num_classes): the data files are incomplete"
+            f"the {cfg.name} training set has images of {len(present)} classes, expected {num_classes}: "
+            f"the data files are incomplete"
         )
     ratio = float(cfg.imbalance_ratio)
     if ratio != 1:

@@ -24,7 +24,7 @@ from lossbench.losses.large_margin import LSoftmax, SphereFace
 from lossbench.losses.ldam import LDAM
 from lossbench.losses.logit_adjustment import BalancedSoftmax, LogitAdjusted
 from lossbench.losses.seesaw import SeesawLoss
-from lossbench.losses.simple_variants import MeanSquaredError, Poly1, SoftMarginSoftmax
+from lossbench.losses.softmax_variants import MeanSquaredError, Poly1, SoftMarginSoftmax
 from lossbench.losses.sparse_softmax import SparseSoftmax
 from lossbench.losses.supcon import SupConLoss
 from lossbench.losses.vector_scaling import VSLoss

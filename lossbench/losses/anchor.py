@@ -11,7 +11,7 @@ epochs train with plain softmax cross entropy.
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses.base import ClassificationLoss, check_range, wide
+from lossbench.losses.base import ClassificationLoss, check_range, float32_or_wider
 
 
 class AnchorLoss(ClassificationLoss):
@@ -37,7 +37,7 @@ class AnchorLoss(ClassificationLoss):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.warming_up:
             return self.cross_entropy(logits, target)
-        logits = wide(logits)
+        logits = float32_or_wider(logits)
         is_target = self.target_mask(target, logits.shape[1])
         probs = torch.sigmoid(logits)
         with torch.no_grad():

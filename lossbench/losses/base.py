@@ -18,7 +18,7 @@ from lossbench.errors import UserError
 from lossbench.losses.reduction import check_reduction, reduce_loss
 
 
-def wide(x: torch.Tensor) -> torch.Tensor:
+def float32_or_wider(x: torch.Tensor) -> torch.Tensor:
     """At least float32: half-precision logits from autocast are widened, float64 kept."""
     return x if x.dtype == torch.float64 else x.float()
 
@@ -87,7 +87,7 @@ class ClassificationLoss(nn.Module):
 
     def cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Cross entropy on (adjusted) logits, in float32 or wider, with this loss's weight and reduction."""
-        logits = wide(logits)
+        logits = float32_or_wider(logits)
         return F.cross_entropy(
             logits, target, weight=self.class_weight_like(logits), ignore_index=self.ignore_index, reduction=self.reduction
         )

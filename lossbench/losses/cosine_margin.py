@@ -19,7 +19,7 @@ import torch
 
 from lossbench.checks import check_flag
 from lossbench.losses.base import ClassificationLoss, check_range
-from lossbench.losses.heads import cosine_scores, new_class_weight
+from lossbench.losses.owned_classifier import cosine_scores, new_class_weight
 
 
 class _CosineMarginLoss(ClassificationLoss):

@@ -4,7 +4,7 @@ log-probabilities (NLL): ``CE(z) = NLL(log_softmax(z))``."""
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses.base import ClassificationLoss, wide
+from lossbench.losses.base import ClassificationLoss, float32_or_wider
 
 
 class CrossEntropy(ClassificationLoss):
@@ -29,5 +29,5 @@ class NegativeLogLikelihood(ClassificationLoss):
 
     def forward(self, log_probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.nll_loss(
-            wide(log_probs), target, weight=self.class_weight_like(wide(log_probs)), ignore_index=self.ignore_index, reduction=self.reduction
+            float32_or_wider(log_probs), target, weight=self.class_weight_like(float32_or_wider(log_probs)), ignore_index=self.ignore_index, reduction=self.reduction
         )

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.errors import UserError
-from lossbench.losses.base import ClassificationLoss, check_range, wide
+from lossbench.losses.base import ClassificationLoss, check_range, float32_or_wider
 from lossbench.losses.class_weights import SCHEMES, class_weights
 from lossbench.losses.reduction import target_log_prob
 
@@ -61,7 +61,7 @@ class FocalLoss(ClassificationLoss):
         return values
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        log_p = target_log_prob(F.log_softmax(wide(logits), dim=1), target, self.ignore_index)
+        log_p = target_log_prob(F.log_softmax(float32_or_wider(logits), dim=1), target, self.ignore_index)
         # 1 - p_y as -expm1(log p_y) keeps precision when p_y is near 1; the floor
         # keeps the gradient of (1 - p_y)^gamma finite for gamma < 1.
         focus = (-torch.expm1(log_p)).clamp_min(1e-12) ** self.gamma

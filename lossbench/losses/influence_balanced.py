@@ -20,8 +20,8 @@ from torch import nn
 
 from lossbench.checks import check_flag
 from lossbench.errors import UserError
-from lossbench.losses.base import ClassificationLoss, check_range, require_counts, wide
-from lossbench.losses.heads import LinearClassifier
+from lossbench.losses.base import ClassificationLoss, check_range, require_counts, float32_or_wider
+from lossbench.losses.owned_classifier import LinearClassifier
 
 
 def influence_balanced(logits: torch.Tensor, embeddings: torch.Tensor, target: torch.Tensor,
@@ -78,6 +78,6 @@ class IBLoss(LinearClassifier, ClassificationLoss):
         if self.warming_up:
             return self.cross_entropy(logits, target)
         with torch.autocast(embeddings.device.type, enabled=False):
-            per_sample = influence_balanced(wide(logits), wide(embeddings), target, self.class_factor, self.alpha,
+            per_sample = influence_balanced(float32_or_wider(logits), float32_or_wider(embeddings), target, self.class_factor, self.alpha,
                                             self.epsilon, self.ignore_index)
         return self.reduce(per_sample, target)

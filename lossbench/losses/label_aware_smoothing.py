@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.errors import UserError
-from lossbench.losses.base import ClassificationLoss, check_range, require_counts, wide
+from lossbench.losses.base import ClassificationLoss, check_range, require_counts, float32_or_wider
 from lossbench.losses.label_smoothing import smoothing_terms
 
 SHAPES = ("concave", "linear", "convex", "exp")
@@ -70,7 +70,7 @@ class LabelAwareSmoothing(ClassificationLoss):
         self.register_buffer("smoothing", smoothing_per_class(counts, head, tail, shape, power))  # float64, cast per call
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        log_probs = F.log_softmax(wide(logits), dim=1)
+        log_probs = F.log_softmax(float32_or_wider(logits), dim=1)
         nll, smooth = smoothing_terms(log_probs, target, self.class_weight_like(log_probs), self.ignore_index)
         safe = torch.where(target == self.ignore_index, torch.zeros_like(target), target)
         e = self.smoothing.to(log_probs.dtype)[safe]

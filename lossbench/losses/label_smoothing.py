@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.checks import check_flag
-from lossbench.losses.base import ClassificationLoss, check_range, wide
+from lossbench.losses.base import ClassificationLoss, check_range, float32_or_wider
 from lossbench.losses.reduction import target_log_prob
 
 
@@ -54,7 +54,7 @@ class LabelSmoothing(ClassificationLoss):
         self.exclusive = check_flag("loss.exclusive", exclusive)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        log_probs = F.log_softmax(wide(logits), dim=1)
+        log_probs = F.log_softmax(float32_or_wider(logits), dim=1)
         nll, smooth = smoothing_terms(log_probs, target, self.class_weight_like(log_probs), self.ignore_index,
                                       self.exclusive)
         return self.reduce((1 - self.smoothing) * nll + self.smoothing * smooth, target, weighted=True)

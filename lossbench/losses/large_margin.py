@@ -20,8 +20,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses.base import ClassificationLoss, check_range, wide
-from lossbench.losses.heads import new_class_weight
+from lossbench.losses.base import ClassificationLoss, check_range, float32_or_wider
+from lossbench.losses.owned_classifier import new_class_weight
 
 
 def chebyshev(cos: torch.Tensor, m: int) -> torch.Tensor:
@@ -98,15 +98,15 @@ class LSoftmax(ClassificationLoss):
         self.step = int(state["step"])
 
     def _weight(self) -> torch.Tensor:
-        return F.normalize(wide(self.weight), dim=1) if self.unit_weight else wide(self.weight)
+        return F.normalize(float32_or_wider(self.weight), dim=1) if self.unit_weight else float32_or_wider(self.weight)
 
     def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
-            return wide(embeddings) @ self._weight().t()
+            return float32_or_wider(embeddings) @ self._weight().t()
 
     def margin_logits(self, embeddings: torch.Tensor, target: torch.Tensor, lam) -> torch.Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
-            x, w = wide(embeddings), self._weight()
+            x, w = float32_or_wider(embeddings), self._weight()
             x_norm = x.norm(dim=1).clamp_min(1e-12)
             w_norm = w.norm(dim=1).clamp_min(1e-12)
 
@@ -122,7 +122,7 @@ class LSoftmax(ClassificationLoss):
             return self.cross_entropy(self.logits(embeddings), target)
         # the k-th training step uses lambda(k), as the authors' layer counts its iterations before use
         self.steps += 1
-        return self.cross_entropy(self.margin_logits(embeddings, target, self.lam_tensor().to(wide(embeddings).dtype)), target)
+        return self.cross_entropy(self.margin_logits(embeddings, target, self.lam_tensor().to(float32_or_wider(embeddings).dtype)), target)
 
 
 class SphereFace(LSoftmax):

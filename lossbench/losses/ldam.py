@@ -7,7 +7,7 @@ Combine with deferred re-weighting (trainer.drw_epoch) for LDAM-DRW."""
 import torch
 
 from lossbench.losses.base import ClassificationLoss, check_range, require_counts
-from lossbench.losses.heads import cosine_scores, new_class_weight
+from lossbench.losses.owned_classifier import cosine_scores, new_class_weight
 
 
 class LDAM(ClassificationLoss):

@@ -10,7 +10,7 @@ Prediction uses the plain logits, which is what makes them balanced.
 
 import torch
 
-from lossbench.losses.base import ClassificationLoss, check_range, require_counts, wide
+from lossbench.losses.base import ClassificationLoss, check_range, require_counts, float32_or_wider
 
 
 class BalancedSoftmax(ClassificationLoss):
@@ -27,7 +27,7 @@ class BalancedSoftmax(ClassificationLoss):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         # log n_c and log pi_c differ by a constant, which the softmax ignores
-        logits = wide(logits)
+        logits = float32_or_wider(logits)
         return self.cross_entropy(logits + self.tau * self.log_prior.to(logits.dtype), target)
 
 

@@ -16,7 +16,7 @@ run goes on counting where it stopped. Prediction uses the plain logits.
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses.base import ClassificationLoss, check_range, wide
+from lossbench.losses.base import ClassificationLoss, check_range, float32_or_wider
 
 
 class SeesawLoss(ClassificationLoss):
@@ -51,7 +51,7 @@ class SeesawLoss(ClassificationLoss):
         self.register_buffer("seen", torch.zeros(int(num_classes), dtype=torch.float64))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logits = wide(logits)
+        logits = float32_or_wider(logits)
         is_target = self.target_mask(target, logits.shape[1])
         if self.training:
             self.seen += is_target.sum(dim=0).to(self.seen.dtype)

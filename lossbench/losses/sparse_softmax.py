@@ -4,7 +4,7 @@ not forced into the set, so the loss stays positive; k = K gives CE."""
 
 import torch
 
-from lossbench.losses.base import ClassificationLoss, check_range, wide
+from lossbench.losses.base import ClassificationLoss, check_range, float32_or_wider
 
 
 class SparseSoftmax(ClassificationLoss):
@@ -21,7 +21,7 @@ class SparseSoftmax(ClassificationLoss):
         self.k = check_range("k", k, 1, high, why=f" (the number of classes is {num_classes})" if high else "", integer=True)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logits = wide(logits)
+        logits = float32_or_wider(logits)
         k = min(self.k, logits.shape[1])
         normaliser = torch.logsumexp(logits.topk(k, dim=1).values, dim=1)
         safe = torch.where(target == self.ignore_index, torch.zeros_like(target), target)

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lossbench.errors import UserError
-from lossbench.losses.base import ClassificationLoss, check_range, wide
-from lossbench.losses.heads import LinearClassifier
+from lossbench.losses.base import ClassificationLoss, check_range, float32_or_wider
+from lossbench.losses.owned_classifier import LinearClassifier
 
 
 def supcon_per_anchor(
@@ -71,7 +71,7 @@ class SupConLoss(LinearClassifier, ClassificationLoss):
 
     def contrastive(self, embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
-            projections = F.normalize(self.projection(wide(embeddings)), dim=1)
+            projections = F.normalize(self.projection(float32_or_wider(embeddings)), dim=1)
             per_anchor, has_positive = supcon_per_anchor(
                 projections, target, self.temperature, valid=target != self.ignore_index
             )

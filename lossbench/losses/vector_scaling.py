@@ -14,7 +14,7 @@ classes. Prediction uses the plain logits.
 
 import torch
 
-from lossbench.losses.base import ClassificationLoss, check_range, require_counts, wide
+from lossbench.losses.base import ClassificationLoss, check_range, require_counts, float32_or_wider
 
 
 class VSLoss(ClassificationLoss):
@@ -39,5 +39,5 @@ class VSLoss(ClassificationLoss):
         self.register_buffer("shift", self.tau * torch.log(counts / counts.sum()))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logits = wide(logits)
+        logits = float32_or_wider(logits)
         return self.cross_entropy(logits * self.scale.to(logits.dtype) + self.shift.to(logits.dtype), target)

@@ -1,13 +1,13 @@
 """``lossbench report``: pictures, tables and a diagnosis of runs, sweeps or
 folders of runs, written as report.md, report.html, runs.csv and PNGs."""
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from lossbench.errors import UserError
+from lossbench.formatting import format_number
 from lossbench.report import figures
 from lossbench.report.aggregate import PairedDifference, paired_differences, run_metrics, summarize_groups
 from lossbench.report.render import render_html, render_markdown
@@ -90,12 +90,6 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
     return report
 
 
-def _fmt(value, digits=4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
 def console_summary(report: Report) -> str:
     lines = [f"{len(report.runs)} runs: " + ", ".join(
         f"{n} {s}" for s, n in pd.Series([r.status for r in report.runs]).value_counts().items())]
@@ -107,13 +101,13 @@ def console_summary(report: Report) -> str:
         for _, row in g.iterrows():
             lines.append(
                 f"  {row.get('rank', '-')}. {row[report.group_by]:<20} runs {row['runs']:>2}  "
-                f"best acc {_fmt(row.get('best_test_acc_mean'))} ± {_fmt(row.get('best_test_acc_std'))}  "
-                f"final acc {_fmt(row.get('final_test_acc_mean'))} ± {_fmt(row.get('final_test_acc_std'))}"
+                f"best acc {format_number(row.get('best_test_acc_mean'))} ± {format_number(row.get('best_test_acc_std'))}  "
+                f"final acc {format_number(row.get('final_test_acc_mean'))} ± {format_number(row.get('final_test_acc_std'))}"
             )
     if report.paired:
         lines.append(f"\nagainst {report.group_by}={report.baseline} (paired by seed, best test accuracy, 95% CI):")
         for p in report.paired:
-            lines.append(f"  {p.group:<20} {p.n} pairs  diff {_fmt(p.mean)} [{_fmt(p.low)}, {_fmt(p.high)}]  {p.verdict}")
+            lines.append(f"  {p.group:<20} {p.n} pairs  diff {format_number(p.mean)} [{format_number(p.low)}, {format_number(p.high)}]  {p.verdict}")
     lines.append("\ndiagnosis:")
     for run in report.runs:
         d = run.diagnosis()

@@ -3,19 +3,11 @@ pictures embedded, opens offline)."""
 
 import base64
 import html
-import math
 
 import pandas as pd
 
+from lossbench.formatting import format_number
 from lossbench.report.runs import being_written
-
-
-def _fmt(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
 
 
 def comparison_table(report) -> pd.DataFrame:
@@ -30,14 +22,14 @@ def comparison_table(report) -> pd.DataFrame:
             if mean is None:
                 continue
             std = g[f"{stage}_{metric}_std"]
-            table[f"{stage} {title}"] = [f"{_fmt(m)} ± {_fmt(s)}" for m, s in zip(mean, std)]
+            table[f"{stage} {title}"] = [f"{format_number(m)} ± {format_number(s)}" for m, s in zip(mean, std)]
     return table
 
 
 def paired_table(report) -> pd.DataFrame:
     return pd.DataFrame([
-        {report.group_by: p.group, "pairs": p.n, "mean difference": _fmt(p.mean),
-         "95% CI": f"[{_fmt(p.low)}, {_fmt(p.high)}]", "verdict": p.verdict}
+        {report.group_by: p.group, "pairs": p.n, "mean difference": format_number(p.mean),
+         "95% CI": f"[{format_number(p.low)}, {format_number(p.high)}]", "verdict": p.verdict}
         for p in report.paired
     ])
 
@@ -48,9 +40,9 @@ def diagnosis_table(report) -> pd.DataFrame:
         d = run.diagnosis()
         rows.append({
             "run": run.label, "status": run.status, "diagnosis": d.label,
-            "phase began (epoch)": _fmt(d.onset_epoch), "best epoch": _fmt(d.best_epoch),
+            "phase began (epoch)": format_number(d.onset_epoch), "best epoch": format_number(d.best_epoch),
             "window": f"{d.window[0]}-{d.window[1]}" if d.window else "-",
-            "train loss slope": _fmt(d.train_slope), "test loss slope": _fmt(d.test_slope), "advice": d.advice,
+            "train loss slope": format_number(d.train_slope), "test loss slope": format_number(d.test_slope), "advice": d.advice,
         })
     return pd.DataFrame(rows)
 
@@ -92,7 +84,7 @@ def _has_tabulate() -> bool:
 
 
 def _markdown_table(table: pd.DataFrame) -> str:
-    cells = [[str(c) for c in table.columns]] + [[_fmt(v) if not isinstance(v, str) else v for v in row]
+    cells = [[str(c) for c in table.columns]] + [[format_number(v) if not isinstance(v, str) else v for v in row]
                                                  for row in table.itertuples(index=False)]
     lines = ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
     lines.insert(1, "|" + "---|" * len(table.columns))

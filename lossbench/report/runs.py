@@ -11,7 +11,7 @@ import pandas as pd
 import yaml
 
 from lossbench.errors import UserError
-from lossbench.report.diagnosis import Diagnosis, diagnose
+from lossbench.diagnosis import Diagnosis, diagnose
 from lossbench.training.folder_lock import LockOwner, live_owner
 
 
@@ -26,6 +26,7 @@ class Run:
     per_class: pd.DataFrame | None = None
     calibration: pd.DataFrame | None = None
     writer: LockOwner | None = None  # the process still writing the run, if any
+    _diagnosis: Diagnosis | None = field(default=None, repr=False)
 
     @property
     def status(self) -> str:
@@ -56,10 +57,22 @@ class Run:
         return self.config_value("seed")
 
     def diagnosis(self) -> Diagnosis:
-        m = self.metrics
-        if not {"epoch", "train_loss", "test_loss"} <= set(m.columns):
-            return diagnose([], [], [])
-        return diagnose(m["epoch"], m["train_loss"], m["test_loss"], m["test_acc"] if "test_acc" in m else None)
+        """What the run wrote at its end; judged from its curves so far while it
+        is still written, or when it was killed before it could say."""
+        if self._diagnosis is None:
+            written = self.summary.get("diagnosis") if self.writer is None else None
+            try:
+                self._diagnosis = Diagnosis(**written) if written else None
+            except TypeError:  # written by another version
+                self._diagnosis = None
+            if self._diagnosis is None:
+                m = self.metrics
+                if {"epoch", "train_loss", "test_loss"} <= set(m.columns):
+                    self._diagnosis = diagnose(m["epoch"], m["train_loss"], m["test_loss"],
+                                               m["test_acc"] if "test_acc" in m else None)
+                else:
+                    self._diagnosis = diagnose([], [], [])
+        return self._diagnosis
 
 
 def find_run_dirs(paths: list[str]) -> list[Path]:
@@ -115,7 +128,8 @@ def load_run(path: Path, name: str) -> Run:
         name=name,
         metrics=metrics,
         summary=summary,
-        config=_read_yaml(path / ".hydra" / "config.yaml") or {},
+        # what ran, interpolations resolved; Hydra's copy for runs that never started training
+        config=_read_yaml(path / "resolved_config.yaml") or _read_yaml(path / ".hydra" / "config.yaml") or {},
         overrides=_read_yaml(path / ".hydra" / "overrides.yaml") or [],
         per_class=_read_csv(path / "per_class.csv"),
         calibration=_read_csv(path / "calibration.csv"),

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from lossbench.config_dir import config_dir
 from lossbench.errors import UserError
-from lossbench.report.diagnosis import Diagnosis
+from lossbench.diagnosis import Diagnosis
 from lossbench.training.overrides import check_command_line, output_dir_of
 from lossbench.training.sweep import is_multirun, plan_sweep, prepare_job, unfinished_jobs
 from lossbench.training.run import format_summary_table, run_training

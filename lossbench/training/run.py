@@ -20,10 +20,11 @@ import lossbench
 from lossbench.data import DeviceBatches, load_dataset
 from lossbench.data.augment import Normalize
 from lossbench.errors import UserError
+from lossbench.formatting import format_number
 from lossbench.losses import build_loss
 from lossbench.losses.class_weights import class_weights
 from lossbench.models import build_model
-from lossbench.report.diagnosis import diagnose
+from lossbench.diagnosis import diagnose
 from lossbench.training.device import (
     device_name,
     prepare_compile,
@@ -85,18 +86,12 @@ def _versions() -> dict:
     }
 
 
-def _format_cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.4f}"
-
-
 def format_summary_table(summary: dict) -> str:
     final, best = summary["final"], summary["best"]
     names = [m for m in SUMMARY_METRICS if final.get(m) is not None]
     width = max(len(m) for m in names)
     lines = [f"{'metric':<{width}}  {'final':>8}  {'best (epoch ' + str(summary['best_epoch']) + ')':>16}"]
-    lines += [f"{m:<{width}}  {_format_cell(final.get(m)):>8}  {_format_cell(best.get(m)):>16}" for m in names]
+    lines += [f"{m:<{width}}  {format_number(final.get(m)):>8}  {format_number(best.get(m)):>16}" for m in names]
     return "\n".join(lines)
 
 
@@ -145,8 +140,10 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
     flag (``stop_signals.StopRequest``) that ends the run cleanly when raised.
     """
     validate_config(cfg)
-    with claim(Path(run_dir)):
-        return _train(cfg, Path(run_dir), resume, stop)
+    run_dir = Path(run_dir)
+    # a folder made here goes again if the run stops before writing into it
+    with claim(run_dir, remove_if_empty=not run_dir.exists()):
+        return _train(cfg, run_dir, resume, stop)
 
 
 def _train(cfg: DictConfig, run_dir: Path, resume: bool, stop) -> dict:

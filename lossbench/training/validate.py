@@ -4,7 +4,7 @@ loaded or written: one line naming the key, the value and what is valid."""
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench.checks import check_choice, check_flag, check_number
-from lossbench.data.dataset import source_of
+from lossbench.data.dataset import num_classes_of, source_of
 from lossbench.data.long_tail import PROFILES
 from lossbench.errors import UserError
 from lossbench.losses import build_loss
@@ -59,7 +59,6 @@ def _check_sched(sched) -> None:
 
 def _check_dataset(dataset) -> None:
     source_of(str(dataset.name))
-    check_number("dataset.num_classes", dataset.num_classes, 2, integer=True)
     check_number("dataset.imbalance_ratio", dataset.imbalance_ratio, 1, why=" (1 keeps the data balanced)")
     check_choice("dataset.profile", dataset.profile, PROFILES)
     check_number("dataset.subsample_seed", dataset.subsample_seed, 0, integer=True)
@@ -95,5 +94,5 @@ def validate_config(cfg: DictConfig) -> None:
     _check_sched(cfg.sched)
     # The loss's own checks, on stand-in sizes, so a bad knob is caught before
     # any data is read (or downloaded).
-    classes = int(cfg.dataset.num_classes)
+    classes = num_classes_of(str(cfg.dataset.name))
     build_loss(str(cfg.loss.name), num_classes=classes, embedding_dim=8, class_counts=[1] * classes, **loss_knobs(cfg))

@@ -1,4 +1,6 @@
-"""Class-weight matrices owned by the margin losses (classes x embedding, no bias)."""
+"""The classifier a loss owns when it takes the embedding: the class-weight
+matrix of the margin losses (classes x embedding, no bias), their cosine
+scores, and the linear classifier (with bias) of supcon and ib."""
 
 import math
 
@@ -7,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lossbench.errors import UserError
-from lossbench.losses.base import wide
+from lossbench.losses.base import float32_or_wider
 
 
 def new_class_weight(num_classes, embedding_dim, loss_name: str, unit_rows: bool = False) -> nn.Parameter:
@@ -43,4 +45,4 @@ def cosine_scores(embeddings: torch.Tensor, weight: torch.Tensor) -> torch.Tenso
     """cos of the angle between each embedding and each class weight, in float32
     (autocast off: half precision loses the angle near cos = 1)."""
     with torch.autocast(embeddings.device.type, enabled=False):
-        return F.normalize(wide(embeddings), dim=1) @ F.normalize(wide(weight), dim=1).t()
+        return F.normalize(float32_or_wider(embeddings), dim=1) @ F.normalize(float32_or_wider(weight), dim=1).t()

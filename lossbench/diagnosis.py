@@ -58,7 +58,6 @@ ADVICE = {
     "oscillating": "The losses swing without a trend: lower the learning rate or raise the batch size.",
     "too_early": f"Fewer than {MIN_EPOCHS} epochs: too early to judge; train longer.",
 }
-LABELS = tuple(ADVICE)
 
 
 @dataclass

@@ -11,7 +11,7 @@
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses.base import ClassificationLoss, check_range, wide
+from lossbench.losses.base import ClassificationLoss, check_range, float32_or_wider
 from lossbench.losses.reduction import target_log_prob
 
 
@@ -28,7 +28,7 @@ class SoftMarginSoftmax(ClassificationLoss):
         self.m = float(check_range("m", m, 0.0))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logits = wide(logits)
+        logits = float32_or_wider(logits)
         if self.training:
             logits = self.replace_target_scores(logits, target, lambda column, _: column - self.m)
         return self.cross_entropy(logits, target)
@@ -51,7 +51,7 @@ class Poly1(ClassificationLoss):
         self.epsilon = float(check_range("epsilon", epsilon, -1.0))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        log_p = target_log_prob(F.log_softmax(wide(logits), dim=1), target, self.ignore_index)
+        log_p = target_log_prob(F.log_softmax(float32_or_wider(logits), dim=1), target, self.ignore_index)
         return self.reduce(-log_p - self.epsilon * torch.expm1(log_p), target)
 
 
@@ -62,6 +62,6 @@ class MeanSquaredError(ClassificationLoss):
     paper = "the Brier score (Brier 1950); cf. Hui & Belkin 2021 on square loss for classification"
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        probs = F.softmax(wide(logits), dim=1)
+        probs = F.softmax(float32_or_wider(logits), dim=1)
         onehot = self.target_mask(target, probs.shape[1]).to(probs.dtype)
         return self.reduce(((probs - onehot) ** 2).sum(dim=1), target)
