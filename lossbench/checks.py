@@ -20,10 +20,11 @@ def check_number(key: str, value, low=None, high=None, low_inclusive=True, high_
     """``value`` if it is a number (an integer if asked) in the interval, else a UserError."""
     kind = "an integer" if integer else "a number"
     interval = _interval(low, high, low_inclusive, high_inclusive)
-    valid_type = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    # infinity is outside every interval here: "[0, inf)" means any finite number from 0
+    valid_type = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if valid_type and integer and value != int(value):
         valid_type = False
-    if not valid_type or (isinstance(value, float) and math.isnan(value)):
+    if not valid_type:
         raise UserError(f"{key}={value!r} is invalid: it must be {kind} in {interval}{why}")
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     too_high = high is not None and (value > high if high_inclusive else value >= high)

@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--baseline", default="ce", help="group to compare the others against, paired by seed (default: ce)")
     report.add_argument("--out", help="output directory (default: PATH/report/ for one PATH, ./report/ for several)")
     losses = commands.add_parser("losses", help="list the losses or show one")
-    losses.add_argument("name", nargs="?", help="a loss name")
+    losses.add_argument("names", nargs="*", metavar="NAME", help="one or more loss names")
     return parser
 
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "losses":
             from lossbench.losses.describe import describe_loss, list_losses
 
-            print(describe_loss(args.name) if args.name else list_losses())
+            print("\n\n".join(describe_loss(name) for name in args.names) if args.names else list_losses())
         elif args.command == "report":
             from lossbench.report.build import report_main
 

@@ -2,33 +2,12 @@
 
 import csv
 import json
-import os
-import shutil
-import subprocess
-import sys
 
 import pytest
 import yaml
 
+from helpers.cli import assert_one_line_error, lossbench
 from lossbench.training.metrics import METRIC_COLUMNS
-
-LOSSBENCH = shutil.which("lossbench") or os.path.join(os.path.dirname(sys.executable), "lossbench")
-
-
-def lossbench(*args, cwd, env=None, timeout=240):
-    full_env = {**os.environ, "OMP_NUM_THREADS": "2", **(env or {})}
-    return subprocess.run(
-        [LOSSBENCH, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if "error" in line.lower()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_help_lists_the_subcommands(tmp_path):
@@ -226,6 +205,18 @@ def test_bad_knobs_of_the_long_tail_losses_fail_in_one_line(tmp_path, args, frag
     assert not list((tmp_path / "results").rglob("metrics.csv"))
 
 
+@pytest.mark.parametrize("args, fragment", [
+    (["trainer.epoch=2"], "trainer.epoch is not a setting: the keys of trainer are epochs, batch_size"),
+    (["optim.lrr=0.1"], "optim.lrr is not a setting: the keys of optim are name, lr, momentum"),
+    (["trainer.epochs=1=2"], "cannot read the override 'trainer.epochs=1=2'"),
+    (["trainer.epochs=inf"], "trainer.epochs=inf is invalid"),
+])
+def test_keys_hydra_refuses_fail_in_one_line_naming_the_valid_keys(tmp_path, args, fragment):
+    result = lossbench("train", "dataset=digits", *args, cwd=tmp_path)
+    assert_one_line_error(result, fragment)
+    assert "+trainer" not in result.stderr and not (tmp_path / "results").exists()
+
+
 def test_losses_lists_every_loss_and_shows_where_defaults_come_from(tmp_path):
     from lossbench.losses import LOSSES
 
@@ -233,3 +224,5 @@ def test_losses_lists_every_loss_and_shows_where_defaults_come_from(tmp_path):
     assert [line.split()[0] for line in listing.splitlines()[:len(LOSSES)]] == list(LOSSES)
     shown = lossbench("losses", "seesaw", cwd=tmp_path).stdout
     assert "p = 0.8" in shown and "mmpretrain/models/losses/seesaw_loss.py" in shown and "conventions:" in shown
+    both = lossbench("losses", "vs", "cdt", cwd=tmp_path).stdout
+    assert both.startswith("vs: ") and "\n\ncdt: " in both

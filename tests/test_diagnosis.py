@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lossbench.diagnosis import ADVICE, MIN_EPOCHS, diagnose
-from synthetic_curves import curves
+from helpers.synthetic_curves import curves
 
 DRAWS = 40
 

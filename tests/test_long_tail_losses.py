@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-import reference_long_tail as ref
-import reference_losses
+from helpers import reference_long_tail as ref
+from helpers import reference_losses
 from lossbench.losses import build_loss
 from lossbench.losses.influence_balanced import influence_balanced
 

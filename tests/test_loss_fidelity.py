@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import reference_losses as ref
+from helpers import reference_losses as ref
 from lossbench.losses import LOSSES, build_loss, knob_defaults
 from lossbench.losses.describe import COMMON_KNOBS, describe_loss
 

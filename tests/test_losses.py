@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import reference_losses as ref
+from helpers import reference_losses as ref
 from lossbench.errors import UserError
 from lossbench.losses import LOSSES, build_loss
 from lossbench.losses.class_weights import class_weights
@@ -358,6 +358,9 @@ def test_finite_under_autocast(name, dtype):
         ("label_aware_smoothing", {"smooth_head": 1.0}, r"loss.smooth_head=1.0 is invalid: it must be in \[0, 1\)"),
         ("ib", {"warmup_epochs": 1.5}, r"loss.warmup_epochs=1.5 is invalid: it must be an integer"),
         ("ib", {"alpha": 0.0}, r"loss.alpha=0.0 is invalid"),
+        ("vs", {"gamma": float("inf")}, r"loss.gamma=inf is invalid: it must be a number in \[0, inf\)"),
+        ("ib", {"epsilon": float("inf")}, r"loss.epsilon=inf is invalid"),
+        ("label_aware_smoothing", {"power": 2.0}, r"loss.power=2.0 applies to loss.shape=exp only"),
     ],
 )
 def test_bad_knobs_are_named(name, knobs, message):

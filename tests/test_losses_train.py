@@ -10,7 +10,7 @@ from lossbench.data.augment import Normalize
 from lossbench.losses import LOSSES, build_loss
 from lossbench.losses.class_weights import class_weights
 from lossbench.training.run import run_training
-from test_training import compose_train
+from helpers.training import compose_train
 
 # 6 epochs of the small CNN on digits: CE reaches 0.99, the slowest starters
 # (arcface and cosface with s = 64 on so little data) about 0.86. A loss "learns"

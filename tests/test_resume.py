@@ -5,13 +5,14 @@ import csv
 import json
 import os
 import random
+import shlex
 import signal
 import subprocess
 import time
 
 import pytest
 
-from test_cli import LOSSBENCH, assert_one_line_error, lossbench
+from helpers.cli import LOSSBENCH, assert_one_line_error, lossbench
 
 TIME_COLUMNS = {"epoch_time_s", "images_per_s"}
 RUN = ["dataset=digits", "trainer.epochs=6", "trainer.progress=false", "seed=3"]
@@ -76,8 +77,32 @@ def test_signals_end_the_run_cleanly(tmp_path, reference, sig, code):
     rows = _rows(run_dir)
     assert len(rows) == done and rows == reference[:done]  # each row complete, none half-written
     assert (run_dir / "last.pt").stat().st_size > 0
-    resumed = lossbench("train", *RUN, f"trainer.resume={run_dir}", cwd=tmp_path)
+    resumed = _run_printed_resume_command(stderr, tmp_path)
     assert resumed.returncode == 0 and _rows(run_dir) == reference
+    finished = lossbench("train", *RUN, f"trainer.resume={run_dir}", cwd=tmp_path)
+    assert_one_line_error(finished, "has finished its 6 epochs: nothing to resume")
+
+
+def _run_printed_resume_command(stderr: str, cwd):
+    """The command the interrupted run printed, run as a user pasting it into a shell would."""
+    command = shlex.split(stderr.split("resume with: ", 1)[1].splitlines()[0])
+    assert command[:2] == ["lossbench", "train"]
+    return lossbench(*command[1:], cwd=cwd)
+
+
+def test_the_printed_resume_command_of_a_sweep_job_works(tmp_path):
+    """A job folder's name holds "=" and ",": the printed command quotes it for Hydra and the shell."""
+    sweep = tmp_path / "sweep"
+    process = _start(tmp_path, "-m", "loss=ce,focal", *RUN, f"hydra.sweep.dir={sweep}")
+    job = sweep / "0_loss=ce"
+    _wait_for_rows(job / "metrics.csv", 2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and "Traceback" not in stderr
+    resumed = _run_printed_resume_command(stderr, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs_completed"] == 6 and len(_rows(job)) == 6
 
 
 def test_resume_auto_finds_the_unfinished_run(tmp_path, reference):
@@ -127,12 +152,14 @@ def test_bad_resume_paths_fail_in_one_line_and_write_nothing(tmp_path, reference
     assert not (tmp_path / "results").exists() and not any((tmp_path / "not-a-run").iterdir())
     done = tmp_path / "done"
     assert lossbench("train", *RUN, f"hydra.run.dir={done}", cwd=tmp_path).returncode == 0
-    before = {p.name: p.read_bytes() for p in done.iterdir() if p.is_file()}
+    before = {p.relative_to(done): p.read_bytes() for p in done.rglob("*") if p.is_file()}  # .hydra/ included
     other = lossbench("train", "dataset=digits_lt", "trainer.epochs=6", f"trainer.resume={done}", cwd=tmp_path)
     assert_one_line_error(other, "was made with dataset.name=digits (now digits_lt)")
     other_model = lossbench("train", *RUN, "model=resnet20", f"trainer.resume={done}", cwd=tmp_path)
     assert_one_line_error(other_model, "model.name=small_cnn (now resnet20)")
-    assert {p.name: p.read_bytes() for p in done.iterdir() if p.is_file()} == before
+    into_it = lossbench("train", "dataset=digits", "loss=focal", "trainer.epochs=1", f"hydra.run.dir={done}", cwd=tmp_path)
+    assert_one_line_error(into_it, f"{done} already holds a run (metrics.csv)")
+    assert {p.relative_to(done): p.read_bytes() for p in done.rglob("*") if p.is_file()} == before
     nothing = lossbench("train", *RUN, "trainer.resume=auto", cwd=tmp_path)
     assert_one_line_error(nothing, "trainer.resume=auto found no unfinished run")
 
@@ -141,7 +168,7 @@ def test_an_io_error_while_writing_metrics_names_the_path(tmp_path, monkeypatch)
     from lossbench.errors import UserError
     from lossbench.training import run_files
     from lossbench.training.run import run_training
-    from test_training import compose_train
+    from helpers.training import compose_train
 
     real_fsync, calls = os.fsync, {"n": 0}
 

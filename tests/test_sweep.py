@@ -9,11 +9,10 @@ import sqlite3
 import subprocess
 import time
 
-import pytest
 import yaml
 
 from lossbench.training.sweep import job_dir_name
-from test_cli import LOSSBENCH, lossbench
+from helpers.cli import LOSSBENCH, lossbench
 
 QUICK = ["dataset=digits", "trainer.epochs=3", "trainer.progress=false"]
 
@@ -76,7 +75,7 @@ def test_relaunch_runs_only_the_unfinished_jobs(tmp_path):
     before = _snapshot(first)
     result = lossbench("train", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "continuing the unfinished sweep" in result.stdout and "0_loss=ce finished in an earlier launch" in result.stdout
+    assert "continuing the unfinished sweep" in result.stdout and "0_loss=ce has finished (in an earlier or a concurrent launch): skipped" in result.stdout
     assert list(sweeps.glob("*/*")) == [sweep]  # the same sweep, continued
     assert _snapshot(first) == before  # the finished job's files are untouched
     for job in ("1_loss=focal", "2_loss=label_smoothing"):

@@ -5,24 +5,13 @@ import json
 import math
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from lossbench.config_dir import config_dir
+from helpers.training import compose_train, read_rows
 from lossbench.errors import UserError
 from lossbench.training.metrics import METRIC_COLUMNS
 from lossbench.training.run import run_training
 
 TIME_COLUMNS = {"epoch_time_s", "images_per_s"}
-
-
-def compose_train(*overrides: str):
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=["dataset=digits", "trainer.progress=false", *overrides])
-
-
-def read_rows(run_dir):
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def test_cpu_runs_are_deterministic(tmp_path):

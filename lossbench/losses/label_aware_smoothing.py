@@ -66,6 +66,9 @@ class LabelAwareSmoothing(ClassificationLoss):
             if power is None:
                 raise UserError("loss.power is needed with loss.shape=exp: a number > 0")
             power = float(check_range("power", power, 0.0, low_inclusive=False))
+        elif power is not None:
+            raise UserError(f"loss.power={power} applies to loss.shape=exp only (now shape={shape}): drop it, "
+                            f"or set loss.shape=exp")
         self.smooth_head, self.smooth_tail, self.shape, self.power = head, tail, shape, power
         self.register_buffer("smoothing", smoothing_per_class(counts, head, tail, shape, power))  # float64, cast per call
 

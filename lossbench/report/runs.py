@@ -49,7 +49,7 @@ class Run:
     @property
     def label(self) -> str:
         """The run's name with its command-line overrides, for titles and listings."""
-        shown = " ".join(o for o in self.overrides if not o.startswith(("trainer.progress", "hydra.")))
+        shown = " ".join(o for o in self.overrides if not o.startswith(("trainer.progress", "trainer.resume", "hydra.")))
         return f"{self.name} ({shown})" if shown else self.name
 
     @property

@@ -66,6 +66,14 @@ def check_resumable(run_dir: Path, config: dict) -> None:
     if different:
         raise UserError(f"trainer.resume={run_dir} was made with {', '.join(different)}: resume it with the same "
                         f"dataset, model and loss")
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    done, planned = summary.get("epochs_completed") or 0, _select(config, "trainer.epochs")
+    if summary.get("status") == "finished" and isinstance(planned, int) and done >= planned:
+        raise UserError(f"trainer.resume={run_dir} has finished its {done} epochs: nothing to resume "
+                        f"(raise trainer.epochs to train it longer)")
 
 
 def _comparable(config: dict) -> dict:

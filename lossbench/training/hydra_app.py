@@ -1,6 +1,8 @@
 """The Hydra application behind ``lossbench train``."""
 
 import json
+import re
+import shlex
 import shutil
 import sys
 import time
@@ -10,6 +12,8 @@ from pathlib import Path
 import hydra
 import yaml
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -18,7 +22,7 @@ from lossbench.errors import UserError
 from lossbench.diagnosis import Diagnosis
 from lossbench.training.overrides import check_command_line, output_dir_of
 from lossbench.training.sweep import is_multirun, plan_sweep, prepare_job, unfinished_jobs
-from lossbench.training.run import format_summary_table, run_training
+from lossbench.training.run import format_summary_table, refuse_existing_run, run_training
 from lossbench.training.folder_lock import LOCK_NAME, FolderBusy, claim, live_owner, new_folder
 from lossbench.training.run_files import write_config_record, write_json
 from lossbench.training.stop_signals import stop_on_signals
@@ -44,9 +48,31 @@ def _record_failure(run_dir: Path, message: str) -> None:
     write_json(path, summary)
 
 
+def _hydra_value(path: Path) -> str:
+    """A path as a Hydra override value: quoted when it holds characters Hydra
+    would parse (a job folder's name holds "=" and ",")."""
+    text = str(path)
+    if all(c.isalnum() or c in "/._-~" for c in text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def override_value(override: str):
+    """The value of ``key=value`` as Hydra reads it (quotes and escapes undone)."""
+    return OverridesParser.create().parse_override(override).value()
+
+
 def _resume_command(run_dir: Path) -> str:
+    """The command that continues ``run_dir``, for a shell; None before its first epoch ends."""
+    if not (run_dir / "last.pt").is_file():
+        return None
     kept = [o for o in HydraConfig.get().overrides.task if not o.startswith(("trainer.resume=", "hydra."))]
-    return " ".join(["lossbench train", *kept, f"trainer.resume={run_dir}"])
+    return shlex.join(["lossbench", "train", *kept, f"trainer.resume={_hydra_value(run_dir)}"])
+
+
+def _how_to_continue(run_dir: Path) -> str:
+    command = _resume_command(run_dir)
+    return f"resume with: {command}" if command else "no epoch was completed: start it again"
 
 
 def _recorded_overrides(run_dir: Path) -> list[str] | None:
@@ -83,11 +109,13 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
             return None
         action = prepare_job(run_dir)
         if action == "skip":
-            print(f"lossbench train: {run_dir.name} finished in an earlier launch: skipped")
+            print(f"lossbench train: {run_dir.name} has finished (in an earlier or a concurrent launch): skipped")
             return json.loads((run_dir / "summary.json").read_text())["best"].get("test_acc")
         resume = action == "resume"
-    write_config_record(run_dir, cfg, overrides, HydraConfig.instance().cfg)
     try:
+        if not resume:
+            refuse_existing_run(run_dir)  # before .hydra/ is written: a refused run changes nothing
+        write_config_record(run_dir, cfg, overrides, HydraConfig.instance().cfg)
         with stop_on_signals() as stop:
             summary = run_training(cfg, run_dir, resume=resume, stop=stop)
     except UserError as e:
@@ -100,7 +128,7 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise SystemExit(UserError.exit_code) from None
     except KeyboardInterrupt:
-        _error(f"interrupted mid-epoch; completed epochs are in {run_dir}; resume with: {_resume_command(run_dir)}")
+        _error(f"interrupted mid-epoch; completed epochs are in {run_dir}; {_how_to_continue(run_dir)}")
         raise SystemExit(EXIT_INTERRUPTED) from None
     except Exception as e:  # a bug or an environment failure: in a sweep, the other jobs go on
         if not sweeping:
@@ -111,7 +139,7 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
         return None
     if summary["status"] == "interrupted":
         _error(f"stopped by {summary.get('stopped_by', 'a signal')} after epoch {summary['epochs_completed']}; "
-               f"resume with: {_resume_command(run_dir)}")
+               f"{_how_to_continue(run_dir)}")
         raise SystemExit(stop.exit_code)
     diagnosis = Diagnosis(**summary["diagnosis"]).sentence()
     print(f"\n{format_summary_table(summary)}\n\ndiagnosis: {diagnosis}\n\nstatus: {summary['status']}    run directory: {run_dir}")
@@ -122,9 +150,8 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
 
 def _pinned(overrides: list[str], run_dir: Path, resume: bool) -> list[str]:
     kept = [o for o in overrides if not o.startswith(("trainer.resume=", "hydra.run.dir="))]
-    # quoted: a job folder's name holds "=" and "," that Hydra would parse
-    quoted = "'" + str(run_dir).replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return [*kept, *([f"trainer.resume={quoted}"] if resume else []), f"hydra.run.dir={quoted}"]
+    value = _hydra_value(run_dir)
+    return [*kept, *([f"trainer.resume={value}"] if resume else []), f"hydra.run.dir={value}"]
 
 
 def claim_run_folder(overrides: list[str]) -> list[str]:
@@ -144,10 +171,10 @@ def claim_run_folder(overrides: list[str]) -> list[str]:
     with open_dict(composed):
         del composed["hydra"]
     config = OmegaConf.to_container(composed, resolve=True)
-    value = next((o.split("=", 1)[1] for o in overrides if o.startswith("trainer.resume=")), None)
-    if value not in (None, "null"):
+    value = next((override_value(o) for o in overrides if o.startswith("trainer.resume=")), None)
+    if value is not None:
         output_dir = Path(config["paths"]["output_dir"])
-        candidates = resumable_runs(output_dir, config) if value == "auto" else [Path(value)]
+        candidates = resumable_runs(output_dir, config) if value == "auto" else [Path(str(value)).expanduser()]
         busy = []
         for target in candidates:
             check_resumable(target, config)
@@ -168,9 +195,9 @@ def claim_run_folder(overrides: list[str]) -> list[str]:
     return _pinned(overrides, run_dir, resume=False)
 
 
-def _wait_for_other_launches(sweep_dir: Path) -> None:
-    """Jobs of this sweep that another launch is training: wait, so that the end
-    of this command tells how the whole sweep ended."""
+def _wait_for_other_launches(sweep_dir: Path, progress: bool) -> None:
+    """Jobs of this sweep that another launch is training: wait, so that this
+    command ends, like the other, with the jobs of the whole sweep that did not finish."""
     busy = {job: owner for job in sorted(sweep_dir.iterdir()) if job.is_dir() and (owner := live_owner(job))}
     if not busy:
         return
@@ -178,13 +205,45 @@ def _wait_for_other_launches(sweep_dir: Path) -> None:
           + "; ".join(f"{job.name} by {owner.describe()}" for job, owner in busy.items()))
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(busy), desc="jobs of other launches", unit="job") as bar:
-        while busy:
-            time.sleep(1.0)
-            done = [job for job in busy if live_owner(job) is None]
-            for job in done:
-                del busy[job]
-            bar.update(len(done))
+    try:
+        with tqdm(total=len(busy), desc="jobs of other launches", unit="job", disable=not progress) as bar:
+            while busy:
+                time.sleep(1.0)
+                done = [job for job in busy if live_owner(job) is None]
+                for job in done:
+                    del busy[job]
+                bar.update(len(done))
+    except KeyboardInterrupt:
+        _error(f"stopped waiting; the other launch goes on training {', '.join(job.name for job in busy)} in {sweep_dir}")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+def _hydra_refusal(error: HydraException, overrides: list[str]) -> str:
+    """Hydra's refusal of an override, as one line; a key that is not a setting
+    gets the valid keys beside it (not Hydra's advice to add it with +, which
+    would make a setting that nothing reads)."""
+    message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    if getattr(error, "override", None) is not None:
+        return f"cannot read the override {error.override!r}: {message}"
+    unknown = re.search(r"Could not override '([^']+)'", message)
+    if unknown is None:
+        return message
+    key = unknown.group(1)
+    parent, _, name = key.rpartition(".")
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key and not o.startswith("-")]
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="train"):
+            node = OmegaConf.select(compose("train", overrides=others), parent) if parent else compose("train", overrides=others)
+    except HydraException:
+        return message
+    if not OmegaConf.is_dict(node):
+        return message
+    valid = ", ".join(k for k in node.keys())
+    where = f"the keys of {parent} are" if parent else "the top-level keys are"
+    return f"{key} is not a setting: {where} {valid}"
 
 
 def train_main(overrides: list[str]) -> None:
@@ -210,6 +269,9 @@ def train_main(overrides: list[str]) -> None:
     except UserError as e:
         _error(str(e))
         raise SystemExit(UserError.exit_code) from None
+    except HydraException as e:  # an override Hydra cannot parse or apply
+        _error(_hydra_refusal(e, overrides))
+        raise SystemExit(UserError.exit_code) from None
     # Hydra reads its command line from sys.argv; argv[0] names the app in its messages.
     sys.argv = ["lossbench train", *overrides]
     app = hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_train_job)
@@ -219,7 +281,8 @@ def train_main(overrides: list[str]) -> None:
         if sweep_dir is not None and sweep_dir.is_dir() and not any(sweep_dir.iterdir()):
             sweep_dir.rmdir()  # Hydra stopped before any job: leave no empty sweep behind
     if sweep_dir is not None and sweep_dir.is_dir():
-        _wait_for_other_launches(sweep_dir)
+        progress = not any(o.replace(" ", "") in ("trainer.progress=false", "trainer.progress=False") for o in overrides)
+        _wait_for_other_launches(sweep_dir, progress)
         problems = unfinished_jobs(sweep_dir)
         if problems:
             print(f"\nlossbench train: {len(problems)} job(s) of {sweep_dir} did not finish:", file=sys.stderr)

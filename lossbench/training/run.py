@@ -133,6 +133,12 @@ def _truncate_metrics(path: Path, epochs: int) -> list[dict]:
             for row in csv.DictReader([header, *kept])]
 
 
+def refuse_existing_run(run_dir: Path) -> None:
+    if (run_dir / "metrics.csv").exists():
+        raise UserError(f"{run_dir} already holds a run (metrics.csv): resume it with trainer.resume={run_dir}, "
+                        f"or choose another output directory")
+
+
 def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None) -> dict:
     """Train as ``cfg`` says, writing into ``run_dir``; returns the summary.
 
@@ -152,9 +158,8 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, stop) -> dict:
     if resume:
         check_resumable(run_dir, OmegaConf.to_container(cfg, resolve=True))
         state = load_training_state(run_dir / "last.pt")
-    elif (run_dir / "metrics.csv").exists():
-        raise UserError(f"{run_dir} already holds a run (metrics.csv): resume it with trainer.resume={run_dir}, "
-                        f"or choose another output directory")
+    else:
+        refuse_existing_run(run_dir)
     device = resolve_device(str(cfg.trainer.device))
     precision = resolve_precision(str(cfg.trainer.precision), device)
     compiling = compile_mode(cfg.trainer.compile)
@@ -163,6 +168,9 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, stop) -> dict:
         log.warning("sched.warmup_epochs=%s covers the whole run of %d epochs: the learning rate never leaves the warm-up",
                     cfg.sched.warmup_epochs, epochs)
     seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
+    if int(cfg.loss.get("warmup_epochs") or 0) >= epochs:
+        log.warning("loss.warmup_epochs=%s covers the whole run of %d epochs: it trains with plain cross entropy "
+                    "throughout; lower loss.warmup_epochs", cfg.loss.warmup_epochs, epochs)
 
     data_dir = Path(str(cfg.paths.data_dir)).expanduser()
     data = load_dataset(cfg.dataset, data_dir, device)

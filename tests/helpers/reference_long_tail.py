@@ -13,7 +13,7 @@ Numbers produced by the authors' code for fixed inputs are stored in
 < 6e-14 absolute (IB, whose values are O(100)) and < 4e-15 elsewhere (see that
 file's ``max_abs_diff`` fields).
 
-Run ``python tests/reference_long_tail.py`` for a short self-check of the
+Run ``python tests/helpers/reference_long_tail.py`` for a short self-check of the
 identities between the losses and of ``smoothed_ce_weighted`` against
 ``torch.nn.functional.cross_entropy``.
 """
