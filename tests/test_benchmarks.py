@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
+
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 

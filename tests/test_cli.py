@@ -9,6 +9,8 @@ import yaml
 from helpers.cli import assert_one_line_error, lossbench
 from lossbench.training.metrics import METRIC_COLUMNS
 
+pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
+
 
 def test_help_lists_the_subcommands(tmp_path):
     result = lossbench("--help", cwd=tmp_path)

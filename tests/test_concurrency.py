@@ -13,10 +13,13 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 
 from lossbench.training.folder_lock import LOCK_NAME, read_owner
 from helpers.cli import LOSSBENCH, assert_one_line_error, lossbench
+
+pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
 
 QUICK = ["trainer.epochs=2", "trainer.progress=false"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -247,6 +250,7 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 from lossbench.training import folder_lock
+
 folder_lock.HEARTBEAT_S = 0.2
 lock = folder_lock.claim(Path(sys.argv[1]))
 print("held", flush=True)

@@ -12,6 +12,8 @@ from lossbench.losses.class_weights import class_weights
 from lossbench.training.run import run_training
 from helpers.training import compose_train
 
+pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
+
 # 6 epochs of the small CNN on digits: CE reaches 0.99, the slowest starters
 # (arcface and cosface with s = 64 on so little data) about 0.86. A loss "learns"
 # when its final test accuracy is at least 0.8: eight times chance (0.1), far

@@ -69,6 +69,7 @@ def test_aggregation_on_known_numbers(sweep):
     assert ce["best_test_tail_acc_mean"] == pytest.approx(0.70, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_paired_difference_interval(sweep):
     report = build_report([str(sweep)], None)
     (paired,) = report.paired
@@ -127,6 +128,7 @@ class _Page(HTMLParser):
             self.tables += 1
 
 
+@pytest.mark.slow
 def test_report_files(sweep, capsys):
     from lossbench.report.build import report_main
 

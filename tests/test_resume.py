@@ -14,6 +14,8 @@ import pytest
 
 from helpers.cli import LOSSBENCH, assert_one_line_error, lossbench
 
+pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
+
 TIME_COLUMNS = {"epoch_time_s", "images_per_s"}
 RUN = ["dataset=digits", "trainer.epochs=6", "trainer.progress=false", "seed=3"]
 

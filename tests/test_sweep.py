@@ -9,10 +9,13 @@ import sqlite3
 import subprocess
 import time
 
+import pytest
 import yaml
 
 from lossbench.training.sweep import job_dir_name
 from helpers.cli import LOSSBENCH, lossbench
+
+pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
 
 QUICK = ["dataset=digits", "trainer.epochs=3", "trainer.progress=false"]
 

@@ -11,6 +11,8 @@ from lossbench.errors import UserError
 from lossbench.training.metrics import METRIC_COLUMNS
 from lossbench.training.run import run_training
 
+pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
+
 TIME_COLUMNS = {"epoch_time_s", "images_per_s"}
 
 
