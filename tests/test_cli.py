@@ -196,22 +196,16 @@ def test_diverged_run_exits_non_zero(tmp_path):
     assert summary["status"] == "diverged" and summary["diagnosis"]["label"] == "diverged"
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["loss=seesaw", "loss.p=-1"], "loss.p=-1 is invalid: it must be in [0, inf)"),
-    (["loss=label_aware_smoothing", "loss.shape=cubic"], "loss.shape='cubic' is invalid: valid shapes are concave"),
-    (["loss=ib", "loss.warmup=3"], "loss.warmup is not a knob of ib: its knobs are alpha, epsilon, reweight, warmup_epochs"),
-])
-def test_bad_knobs_of_the_long_tail_losses_fail_in_one_line(tmp_path, args, fragment):
-    result = lossbench("train", "dataset=digits_lt", *args, cwd=tmp_path)
-    assert_one_line_error(result, fragment)
+def test_a_bad_knob_of_a_long_tail_loss_fails_in_one_line(tmp_path):
+    # every loss's checks are unit-tested (test_losses.py); this is the path from the command line
+    result = lossbench("train", "dataset=digits_lt", "loss=seesaw", "loss.p=-1", cwd=tmp_path)
+    assert_one_line_error(result, "loss.p=-1 is invalid: it must be in [0, inf)")
     assert not list((tmp_path / "results").rglob("metrics.csv"))
 
 
 @pytest.mark.parametrize("args, fragment", [
     (["trainer.epoch=2"], "trainer.epoch is not a setting: the keys of trainer are epochs, batch_size"),
-    (["optim.lrr=0.1"], "optim.lrr is not a setting: the keys of optim are name, lr, momentum"),
     (["trainer.epochs=1=2"], "cannot read the override 'trainer.epochs=1=2'"),
-    (["trainer.epochs=inf"], "trainer.epochs=inf is invalid"),
 ])
 def test_keys_hydra_refuses_fail_in_one_line_naming_the_valid_keys(tmp_path, args, fragment):
     result = lossbench("train", "dataset=digits", *args, cwd=tmp_path)

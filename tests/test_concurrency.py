@@ -135,21 +135,6 @@ def test_a_second_writer_is_refused_and_changes_nothing(tmp_path):
     assert "1 killed" in report.stdout and "Still being written" not in report.stdout
 
 
-def test_a_lock_left_by_kill_9_is_taken_over_by_resume(tmp_path):
-    process = _launch(tmp_path, "dataset=digits", "trainer.epochs=6", "trainer.progress=false", "hydra.run.dir=run")
-    run = tmp_path / "run"
-    _wait_for_rows(run, 2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert read_owner(run).pid == process.pid  # left behind
-    result = lossbench("train", "dataset=digits", "trainer.epochs=6", "trainer.progress=false",
-                       f"trainer.resume={run}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"took over {run} from pid {process.pid}" in result.stderr and "its process is gone" in result.stderr
-    assert _rows(run) == 6 and json.loads((run / "summary.json").read_text())["status"] == "finished"
-    assert read_owner(run) is None
-
-
 def _foreign_lock(folder: Path, age_s: float) -> Path:
     folder.mkdir()
     lock = folder / LOCK_NAME
@@ -170,15 +155,16 @@ def test_a_lock_of_another_host_counts_until_its_heartbeat_stops(tmp_path):
     assert _hashes(tmp_path / "live") == before
 
     _foreign_lock(tmp_path / "dead", age_s=400)
-    result = lossbench("train", "dataset=digits", *QUICK, "hydra.run.dir=dead", cwd=tmp_path)
+    result = lossbench("train", "dataset=digits", "trainer.epochs=1", "trainer.progress=false", "hydra.run.dir=dead",
+                       cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "took over" in result.stderr and "from pid 4242 on node-17" in result.stderr
     assert int(re.search(r"no heartbeat for (\d+) s", result.stderr).group(1)) >= 400
-    assert _rows(tmp_path / "dead") == 2 and read_owner(tmp_path / "dead") is None
+    assert _rows(tmp_path / "dead") == 1 and read_owner(tmp_path / "dead") is None
 
 
 def test_resume_auto_started_twice_resumes_two_different_runs(tmp_path):
-    args = ["dataset=digits", "trainer.epochs=8", "trainer.progress=false"]
+    args = ["dataset=digits", "trainer.epochs=5", "trainer.progress=false"]
     for _ in range(2):
         process = _launch(tmp_path, *args)
         run = None
@@ -196,7 +182,7 @@ def test_resume_auto_started_twice_resumes_two_different_runs(tmp_path):
     for code, out, err in _finish([_launch(tmp_path, *args, "trainer.resume=auto") for _ in range(2)]):
         assert code == 0, err[-3000:]
     for run in runs:
-        assert json.loads((run / "summary.json").read_text())["status"] == "finished" and _rows(run) == 8
+        assert json.loads((run / "summary.json").read_text())["status"] == "finished" and _rows(run) == 5
     assert len(list((tmp_path / "results" / "runs").glob("*/*"))) == 2
 
 

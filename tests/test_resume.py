@@ -13,6 +13,7 @@ import time
 import pytest
 
 from helpers.cli import LOSSBENCH, assert_one_line_error, lossbench
+from lossbench.training.folder_lock import read_owner
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
 
@@ -56,9 +57,12 @@ def test_kill_9_then_resume_matches_the_uninterrupted_run(tmp_path, reference, s
     time.sleep(random.Random(seed).uniform(0.0, 1.2))  # somewhere in epochs 2-5
     process.send_signal(signal.SIGKILL)
     process.wait()
+    assert read_owner(run_dir).pid == process.pid  # its lock is left behind
     result = lossbench("train", *RUN, f"trainer.resume={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert _rows(run_dir) == reference
+    # taken over: the PID is gone on this host
+    assert f"took over {run_dir} from pid {process.pid}" in result.stderr and "its process is gone" in result.stderr
+    assert _rows(run_dir) == reference and read_owner(run_dir) is None
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["epochs_completed"] == 6
 

@@ -38,6 +38,12 @@ def require_counts(name: str, class_counts) -> torch.Tensor:
     return counts
 
 
+def _as_class_weight(weight) -> torch.Tensor:
+    if weight is None:
+        return torch.empty(0, dtype=torch.float64)
+    return weight.to(torch.float64) if torch.is_tensor(weight) else torch.as_tensor(weight, dtype=torch.float64)
+
+
 class ClassificationLoss(nn.Module):
     """Base of every loss: ``loss(outputs, target)``.
 
@@ -63,8 +69,10 @@ class ClassificationLoss(nn.Module):
 
     def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__()
-        # float64, cast to the input's dtype at each use: float64 inputs get exact weights
-        self.register_buffer("class_weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float64))
+        # Always registered, empty for none, so that a checkpoint's keys do not change
+        # when deferred re-weighting switches weights on; float64, cast to the input's
+        # dtype at each use, so that float64 inputs get exact weights.
+        self.register_buffer("class_weight", _as_class_weight(weight))
         self.ignore_index = int(ignore_index)
         self.reduction = check_reduction(reduction)
         self.warming_up = False
@@ -75,15 +83,24 @@ class ClassificationLoss(nn.Module):
         self.warming_up = epoch <= self.warmup_epochs
 
     def set_class_weight(self, weight: torch.Tensor | None) -> None:
-        self.class_weight = None if weight is None else weight.to(torch.float64)
+        self.class_weight = _as_class_weight(weight).to(self.class_weight.device)
 
     def class_weight_like(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The class weights in ``x``'s dtype: float64 inputs keep float64 throughout."""
-        return None if self.class_weight is None else self.class_weight.to(x.dtype)
+        """The class weights in ``x``'s dtype (float64 inputs keep float64 throughout), or None."""
+        return self.class_weight.to(x.dtype) if self.class_weight.numel() else None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the weights a checkpoint holds may be switched on (or not) where this
+        # loss's are not: take their shape; a checkpoint without them had none
+        key = prefix + "class_weight"
+        saved = state_dict.setdefault(key, _as_class_weight(None))
+        self.class_weight = torch.empty_like(saved, dtype=torch.float64, device=self.class_weight.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def reduce(self, per_sample: torch.Tensor, target: torch.Tensor, weighted: bool = False) -> torch.Tensor:
         """``weighted``: ``per_sample`` already holds the class weights (the mean still divides by sum w_y)."""
-        return reduce_loss(per_sample, target, self.class_weight, self.ignore_index, self.reduction, weighted)
+        return reduce_loss(per_sample, target, self.class_weight_like(per_sample), self.ignore_index, self.reduction,
+                           weighted)
 
     def cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Cross entropy on (adjusted) logits, in float32 or wider, with this loss's weight and reduction."""

@@ -60,12 +60,14 @@ def _sample_weights(sampler: str, data) -> torch.Tensor | None:
     return (1.0 / counts)[data.train.labels]
 
 
-def _deferred_reweighting(trainer_cfg, class_counts, epochs: int):
-    """(epoch after which class weights switch on, the weights) or (None, None)."""
-    drw_epoch = trainer_cfg.drw_epoch
+def class_weight_schedule(loss_fn, trainer_cfg, class_counts):
+    """The class weights of each epoch: the loss's own, until deferred
+    re-weighting (trainer.drw_epoch) switches effective-number weights on."""
+    own, drw_epoch = loss_fn.class_weight.clone(), trainer_cfg.drw_epoch
     if drw_epoch is None:
-        return None, None
-    return drw_epoch, class_weights(class_counts, "effective", float(trainer_cfg.drw_beta))
+        return lambda epoch: own
+    deferred = class_weights(class_counts, "effective", float(trainer_cfg.drw_beta))
+    return lambda epoch: deferred if epoch > drw_epoch else own
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -194,7 +196,7 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, stop) -> dict:
     if loss_fn.inputs == "embeddings":
         # the loss owns the class weights: the model ends at its embedding
         model.head = torch.nn.Identity()
-    drw_epoch, drw_weights = _deferred_reweighting(cfg.trainer, data.class_counts, epochs)
+    class_weight_at = class_weight_schedule(loss_fn, cfg.trainer, data.class_counts)
     optimizer = build_optimizer(list(model.parameters()) + list(loss_fn.parameters()), cfg.optim, device)
 
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
@@ -221,8 +223,6 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, stop) -> dict:
 
     if resume:
         start_epoch = int(state["epoch"]) + 1
-        if drw_epoch is not None and start_epoch > drw_epoch + 1:
-            loss_fn.set_class_weight(drw_weights.to(device))
         model.load_state_dict(state["model"])
         loss_fn.load_state_dict(state["loss"])
         optimizer.load_state_dict(state["optimizer"])
@@ -270,9 +270,9 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, stop) -> dict:
                    disable=not cfg.trainer.progress, dynamic_ncols=True, initial=start_epoch - 1, total=epochs)
         for epoch in bar:
             loss_fn.start_epoch(epoch)
-            if drw_epoch is not None and epoch == drw_epoch + 1:
-                loss_fn.set_class_weight(drw_weights.to(device))
-                log.info("deferred re-weighting from epoch %d: class weights %s", epoch, drw_weights.tolist())
+            if cfg.trainer.drw_epoch is not None and epoch == cfg.trainer.drw_epoch + 1:
+                log.info("deferred re-weighting from epoch %d: class weights %s", epoch, class_weight_at(epoch).tolist())
+            loss_fn.set_class_weight(class_weight_at(epoch))
             trained = trainer.train_epoch(epoch, stop)
             if trained is None:
                 break
