@@ -71,7 +71,7 @@ def table_rows(text: str) -> list[list[str]]:
 
 
 def test_concurrent_runs_table_on_cpu(tmp_path):
-    result = run_script("bench_concurrent", "--device", "cpu", "--runs", "1", "2", "--train-images", "640",
+    result = run_script("bench_concurrent", "--device", "cpu", "--runs", "1", "2", "--train-images", "256",
                         "--epochs", "2", cwd=tmp_path)
     rows = table_rows(result.stdout)
     assert [r[0] for r in rows] == ["1", "2"]
