@@ -1,6 +1,7 @@
 """One training run, from a composed config to a finished run directory:
 metrics.csv, per_class.csv, summary.json and last.pt beside Hydra's .hydra/."""
 
+import importlib.metadata
 import json
 import logging
 from dataclasses import asdict
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from omegaconf import DictConfig, OmegaConf
 
 import lossbench
@@ -84,7 +84,8 @@ def _versions() -> dict:
         "lossbench": lossbench.__version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        # read from the installed distribution: importing torchvision costs seconds at every start
+        "torchvision": importlib.metadata.version("torchvision"),
     }
 
 
