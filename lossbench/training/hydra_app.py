@@ -281,7 +281,8 @@ def train_main(overrides: list[str]) -> None:
         if sweep_dir is not None and sweep_dir.is_dir() and not any(sweep_dir.iterdir()):
             sweep_dir.rmdir()  # Hydra stopped before any job: leave no empty sweep behind
     if sweep_dir is not None and sweep_dir.is_dir():
-        progress = not any(o.replace(" ", "") in ("trainer.progress=false", "trainer.progress=False") for o in overrides)
+        # read as Hydra reads it, not by matching text
+        progress = all(override_value(o) is not False for o in overrides if o.startswith("trainer.progress="))
         _wait_for_other_launches(sweep_dir, progress)
         problems = unfinished_jobs(sweep_dir)
         if problems:

@@ -271,9 +271,11 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, stop) -> dict:
                    disable=not cfg.trainer.progress, dynamic_ncols=True, initial=start_epoch - 1, total=epochs)
         for epoch in bar:
             loss_fn.start_epoch(epoch)
-            if cfg.trainer.drw_epoch is not None and epoch == cfg.trainer.drw_epoch + 1:
-                log.info("deferred re-weighting from epoch %d: class weights %s", epoch, class_weight_at(epoch).tolist())
-            loss_fn.set_class_weight(class_weight_at(epoch))
+            if epoch == start_epoch or (cfg.trainer.drw_epoch is not None and epoch == cfg.trainer.drw_epoch + 1):
+                # set when the schedule changes, not every epoch: one copy to the device per switch
+                loss_fn.set_class_weight(class_weight_at(epoch))
+                if epoch > start_epoch:
+                    log.info("deferred re-weighting from epoch %d: class weights %s", epoch, class_weight_at(epoch).tolist())
             trained = trainer.train_epoch(epoch, stop)
             if trained is None:
                 break
