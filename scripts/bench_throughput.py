@@ -38,6 +38,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from lossbench.training.compose import compose_train
 from lossbench.training.device import device_name, resolve_channels_last, synchronize
 
 # 4 workers on a machine with fewer cores is the point of the comparison
@@ -82,15 +83,6 @@ def write_data(root: Path, train_images: int) -> Path:
 
     write_synthetic_cifar10(root, train_per_class=train_images // 10, test_per_class=max(train_images // 50, 10))
     return root
-
-
-def compose_train(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    from lossbench.config_dir import config_dir
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=overrides)
 
 
 def train_overrides(model: str, batch: int, data_dir: Path, device: torch.device, epochs: int, extra=()) -> list[str]:

@@ -146,7 +146,7 @@ def test_reference_recipe_is_pinned(tmp_path):
     assert cfg["sched"] == {"name": "multistep", "warmup_epochs": 5, "milestones": [160, 180], "gamma": 0.01}
     assert cfg["trainer"]["epochs"] == 200 and cfg["trainer"]["batch_size"] == 128
     assert cfg["dataset"]["augment"] == {"crop_padding": 4, "flip": True}
-    assert cfg["loss"] == {"name": "ldam", "s": 30.0, "max_m": 0.5}
+    assert cfg["loss"] == {"name": "ldam", "s": 30.0, "max_m": 0.5, "weight": None, "ignore_index": -100, "reduction": "mean"}
     assert cfg["trainer"]["drw_epoch"] == 160 and cfg["trainer"]["drw_beta"] == 0.9999
     other = yaml.safe_load(lossbench("train", "experiment=ldam_drw_cifar10_lt", "loss=ce", "trainer.drw_epoch=null",
                                      "--cfg", "job", cwd=tmp_path).stdout)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from helpers import reference_losses as ref
 from lossbench.losses import LOSSES, build_loss, knob_defaults
-from lossbench.losses.describe import COMMON_KNOBS, describe_loss
+from lossbench.losses.describe import describe_loss
 
 COUNTS = [500, 300, 180, 100, 60, 40, 23, 14, 8, 5]
 
@@ -201,9 +201,6 @@ def test_ldam_test_loss_has_no_margin():
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_every_default_says_where_it_comes_from(name):
     text = describe_loss(name)
-    for knob in knob_defaults(name):
-        if knob in COMMON_KNOBS:
-            continue
-        source = LOSSES[name].defaults_from.get(knob)
-        assert source, f"{name}.{knob} has no source"
-        assert source in text
+    for key, knob in LOSSES[name].knob_table().items():
+        assert knob.source and knob.help, f"{name}.{key} has no source or help"
+        assert f"{key} = " in text and knob.source in text and knob.help in text and knob.valid_values() in text

@@ -1,5 +1,5 @@
-"""Every loss against an independent float64 reference (tests/reference_losses.py,
-written from the formulas without calling the implementation), the SPEC's test
+"""Every loss against an independent float64 reference (tests/helpers/reference_losses.py,
+written from the formulas without calling the implementation), published test
 vectors, identities, gradients, PyTorch's semantics and numerical robustness."""
 
 import numpy as np
@@ -134,7 +134,7 @@ def test_supcon_matches_reference(n, k):
     np.testing.assert_allclose(loss.contrastive(x, labels).item(), contrastive, rtol=1e-10)
 
 
-# ---- the SPEC's test vectors (natural log) --------------------------------------------------
+# ---- published test vectors (natural log) --------------------------------------------------
 
 
 def test_spec_vectors():
@@ -346,14 +346,14 @@ def test_finite_under_autocast(name, dtype):
         ("l_softmax", {"m": 2.5}, r"loss.m=2.5 is invalid"),
         ("supcon", {"temperature": 0.0}, r"loss.temperature=0.0 is invalid"),
         ("focal", {"alpha": "square"}, r"loss.alpha='square' is invalid"),
-        ("balanced_ce", {"scheme": "sqrt"}, r"loss.scheme='sqrt' is invalid: valid schemes are inverse, effective"),
+        ("balanced_ce", {"scheme": "sqrt"}, r"loss.scheme='sqrt' is invalid: valid values are inverse, effective"),
         ("poly1", {"epsilon": -2.0}, r"loss.epsilon=-2.0 is invalid"),
         ("focal", {"gammma": 2.0}, r"loss.gammma is not a knob of focal: its knobs are gamma, alpha"),
         ("nope", {}, r"loss='nope' is unknown: valid losses are ce, nll, balanced_ce"),
         ("vs", {"gamma": -0.1}, r"loss.gamma=-0.1 is invalid: it must be in \[0, inf\)"),
         ("cdt", {"tau": 1.0}, r"loss.tau is not a knob of cdt: its knobs are gamma"),
         ("seesaw", {"eps": 0.0}, r"loss.eps=0.0 is invalid: it must be in \(0, 1\]"),
-        ("label_aware_smoothing", {"shape": "square"}, r"loss.shape='square' is invalid: valid shapes are concave, linear"),
+        ("label_aware_smoothing", {"shape": "square"}, r"loss.shape='square' is invalid: valid values are concave, linear"),
         ("label_aware_smoothing", {"shape": "exp"}, r"loss.power is needed with loss.shape=exp"),
         ("label_aware_smoothing", {"smooth_head": 1.0}, r"loss.smooth_head=1.0 is invalid: it must be in \[0, 1\)"),
         ("ib", {"warmup_epochs": 1.5}, r"loss.warmup_epochs=1.5 is invalid: it must be an integer"),

@@ -39,31 +39,34 @@ LOSSES: dict[str, type[nn.Module]] = {
     )
 }
 
-# What the trainer offers every loss; each takes the ones its constructor names.
-CONTEXT = ("num_classes", "embedding_dim", "class_counts")
+
+
+def loss_class(name: str) -> type[nn.Module]:
+    if name not in LOSSES:
+        raise UserError(f"loss={name!r} is unknown: valid losses are {', '.join(LOSSES)}")
+    return LOSSES[name]
 
 
 def knob_defaults(name: str) -> dict:
-    """The knobs of a loss with their defaults (the context arguments left out)."""
-    params = inspect.signature(LOSSES[name].__init__).parameters
-    return {
-        k: (None if p.default is inspect.Parameter.empty else p.default)
-        for k, p in params.items()
-        if k != "self" and k not in CONTEXT
-    }
+    """The knobs of a loss with their defaults."""
+    return {key: knob.default for key, knob in loss_class(name).knob_table().items()}
+
+
+def config_node(name: str) -> dict:
+    """The ``loss=NAME`` config: the name and every knob at its default."""
+    return {"name": name, **knob_defaults(name)}
 
 
 def build_loss(name: str, num_classes: int | None = None, embedding_dim: int | None = None, class_counts=None, **knobs) -> nn.Module:
-    if name not in LOSSES:
-        raise UserError(f"loss={name!r} is unknown: valid losses are {', '.join(LOSSES)}")
-    cls = LOSSES[name]
+    """The loss, given what the trainer knows of the data and model (each loss
+    takes what its constructor names) and the knobs (checked by the loss)."""
+    cls = loss_class(name)
     accepted = inspect.signature(cls.__init__).parameters
-    unknown = [k for k in knobs if k not in accepted or k in CONTEXT]
-    if unknown:
-        valid = ", ".join(knob_defaults(name)) or "none"
-        raise UserError(f"loss.{unknown[0]} is not a knob of {name}: its knobs are {valid}")
     context = {"num_classes": num_classes, "embedding_dim": embedding_dim, "class_counts": class_counts}
+    clash = [k for k in knobs if k in context]
+    if clash:
+        cls.settings_from({clash[0]: None})  # refused: not a knob
     return cls(**{k: v for k, v in context.items() if k in accepted}, **knobs)
 
 
-__all__ = ["LOSSES", "build_loss", "knob_defaults"]
+__all__ = ["LOSSES", "build_loss", "config_node", "knob_defaults", "loss_class"]

@@ -15,18 +15,13 @@ from torch import nn
 
 from lossbench.checks import check_number
 from lossbench.errors import UserError
-from lossbench.losses.reduction import check_reduction, reduce_loss
+from lossbench.losses.knobs import Knob
+from lossbench.losses.reduction import REDUCTIONS, reduce_loss
 
 
 def float32_or_wider(x: torch.Tensor) -> torch.Tensor:
     """At least float32: half-precision logits from autocast are widened, float64 kept."""
     return x if x.dtype == torch.float64 else x.float()
-
-
-def check_range(key: str, value, low=None, high=None, low_inclusive=True, high_inclusive=True, why: str = "",
-                integer: bool = False):
-    """A loss knob: a number in the interval (see ``lossbench.checks.check_number``)."""
-    return check_number(f"loss.{key}", value, low, high, low_inclusive, high_inclusive, integer, why)
 
 
 def require_counts(name: str, class_counts) -> torch.Tensor:
@@ -36,6 +31,30 @@ def require_counts(name: str, class_counts) -> torch.Tensor:
     if (counts <= 0).any():
         raise UserError(f"loss {name} needs every class in the training set: class counts {list(class_counts)}")
     return counts
+
+
+def check_class_weight(key: str, value, num_classes: int | None):
+    """null, or one number >= 0 per class."""
+    if value is None:
+        return None
+    values = list(value) if isinstance(value, (list, tuple)) or torch.is_tensor(value) else [value]
+    if not isinstance(value, (list, tuple)) and not torch.is_tensor(value):
+        raise UserError(f"{key}={value!r} is invalid: give one number >= 0 per class, e.g. [1.0,2.0,...], or null")
+    for v in values:
+        check_number(key, float(v) if torch.is_tensor(v) else v, 0, why=" (one weight per class)")
+    if num_classes is not None and len(values) != num_classes:
+        raise UserError(f"{key} has {len(values)} values: it needs one per class ({num_classes})")
+    return value
+
+
+# The knobs every loss has, with torch.nn.CrossEntropyLoss's meaning.
+COMMON_SOURCE = "as torch.nn.CrossEntropyLoss"
+COMMON_KNOBS = {
+    "weight": Knob(None, "a weight per class; the mean divides by the sum of the target weights", COMMON_SOURCE,
+                   check=check_class_weight, valid="null | one number >= 0 per class"),
+    "ignore_index": Knob(-100, "a target value that counts for nothing", COMMON_SOURCE, integer=True),
+    "reduction": Knob("mean", "how the per-sample losses are combined", COMMON_SOURCE, choices=REDUCTIONS),
+}
 
 
 def _as_class_weight(weight) -> torch.Tensor:
@@ -57,24 +76,42 @@ class ClassificationLoss(nn.Module):
     description = ""
     formula = ""
     paper = ""
-    knob_ranges: dict[str, str] = {}
-    # Where each knob's default comes from (a paper's section or table, the
-    # authors' code or config), and the conventions a user could not guess from
-    # the formula; `lossbench losses NAME` shows both.
-    defaults_from: dict[str, str] = {}
+    # The loss's own knobs (the common ones are added): a subclass overrides the
+    # table, not the constructor's signature.
+    knobs: dict[str, Knob] = {}
+    common_knobs = tuple(COMMON_KNOBS)
+    # the conventions a user could not guess from the formula; `lossbench losses NAME` shows them
     conventions: tuple[str, ...] = ()
     inputs = "logits"
     views = 1  # augmented views of each image per step
     warmup_epochs = 0  # epochs of plain cross entropy first (a knob of the losses whose authors do that)
 
-    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+    @classmethod
+    def knob_table(cls) -> dict[str, Knob]:
+        return {**cls.knobs, **{key: COMMON_KNOBS[key] for key in cls.common_knobs}}
+
+    @classmethod
+    def settings_from(cls, given: dict, num_classes: int | None = None) -> dict:
+        """Every knob's value, checked: ``given`` where given, else the default."""
+        table = cls.knob_table()
+        unknown = [k for k in given if k not in table]
+        if unknown:
+            raise UserError(f"loss.{unknown[0]} is not a knob of {cls.name}: its knobs are {', '.join(table)}")
+        return {key: knob.checked(key, given.get(key, knob.default), num_classes) for key, knob in table.items()}
+
+    def __init__(self, num_classes: int | None = None, **knobs):
         super().__init__()
+        self.settings = self.settings_from(knobs, num_classes)
+        for key, knob in self.knobs.items():
+            if knob.kept:
+                setattr(self, key, self.settings[key])
+        weight, ignore_index, reduction = (self.settings.get(k, COMMON_KNOBS[k].default) for k in COMMON_KNOBS)
         # Always registered, empty for none, so that a checkpoint's keys do not change
         # when deferred re-weighting switches weights on; float64, cast to the input's
         # dtype at each use, so that float64 inputs get exact weights.
         self.register_buffer("class_weight", _as_class_weight(weight))
-        self.ignore_index = int(ignore_index)
-        self.reduction = check_reduction(reduction)
+        self.ignore_index = ignore_index
+        self.reduction = reduction
         self.warming_up = False
 
     def start_epoch(self, epoch: int) -> None:

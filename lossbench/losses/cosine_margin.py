@@ -17,20 +17,24 @@ import math
 
 import torch
 
-from lossbench.checks import check_flag
-from lossbench.losses.base import ClassificationLoss, check_range
+from lossbench.losses.base import ClassificationLoss
+from lossbench.losses.knobs import Knob, flag
 from lossbench.losses.owned_classifier import cosine_scores, new_class_weight
+
+
+def scale(default: float, source: str) -> Knob:
+    return Knob(default, "s: the scale of the cosine logits", source, low=0.0, low_inclusive=False)
+
+
+def margin(default: float, help: str, source: str) -> Knob:
+    return Knob(default, help, source, low=0.0, high=1.0)
 
 
 class _CosineMarginLoss(ClassificationLoss):
     inputs = "embeddings"
-    knob_ranges = {"s": "(0, inf)", "m": "[0, 1]"}
 
-    def __init__(self, num_classes=None, embedding_dim=None, s: float = 64.0, m: float = 0.35, weight=None,
-                 ignore_index=-100, reduction="mean"):
-        super().__init__(weight, ignore_index, reduction)
-        self.s = float(check_range("s", s, 0.0, low_inclusive=False))
-        self.m = float(check_range("m", m, 0.0, 1.0))
+    def __init__(self, num_classes=None, embedding_dim=None, **knobs):
+        super().__init__(num_classes, **knobs)
         self.weight = new_class_weight(num_classes, embedding_dim, self.name)
 
     def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
@@ -51,9 +55,10 @@ class CosFace(_CosineMarginLoss):
     description = "normalised head, additive cosine margin: s (cos t_y - m)"
     formula = "CE on s (cos t_k - m [k = y])"
     paper = "Wang et al. 2018, CosFace: Large Margin Cosine Loss for Deep Face Recognition"
-    defaults_from = {
-        "s": "Wang et al. 2018 (CosFace), section 4.1: s = 64",
-        "m": "Wang et al. 2018 (CosFace), section 4.2 and Fig. 5: m = 0.35",
+    knobs = {
+        "s": scale(64.0, "Wang et al. 2018 (CosFace), section 4.1: s = 64"),
+        "m": margin(0.35, "the cosine margin subtracted from the target's cosine in training",
+                    "Wang et al. 2018 (CosFace), section 4.2 and Fig. 5: m = 0.35"),
     }
 
     def target_cosine(self, cos):
@@ -64,14 +69,11 @@ class AMSoftmax(CosFace):
     name = "am_softmax"
     description = "additive margin softmax: CosFace's function with s=30"
     paper = "Wang et al. 2018, Additive Margin Softmax for Face Verification"
-    defaults_from = {
-        "s": "authors' code, happynear/AMSoftmax prototxt/face_train_test.prototxt (Scale 30)",
-        "m": "authors' code, happynear/AMSoftmax prototxt/face_train_test.prototxt (LabelSpecificAdd -0.35)",
+    knobs = {
+        "s": scale(30.0, "authors' code, happynear/AMSoftmax prototxt/face_train_test.prototxt (Scale 30)"),
+        "m": margin(0.35, "the cosine margin subtracted from the target's cosine in training",
+                    "authors' code, happynear/AMSoftmax prototxt/face_train_test.prototxt (LabelSpecificAdd -0.35)"),
     }
-
-    def __init__(self, num_classes=None, embedding_dim=None, s: float = 30.0, m: float = 0.35, weight=None,
-                 ignore_index=-100, reduction="mean"):
-        super().__init__(num_classes, embedding_dim, s, m, weight, ignore_index, reduction)
 
 
 class ArcFace(_CosineMarginLoss):
@@ -80,22 +82,18 @@ class ArcFace(_CosineMarginLoss):
     formula = ("CE on s f(t_y) for the target, s cos t_k otherwise;  f(t) = cos(t + m) for t <= pi - m, "
                "cos t - m sin m beyond (easy_margin: cos(t + m) for t <= pi/2, cos t beyond)")
     paper = "Deng et al. 2019, ArcFace: Additive Angular Margin Loss for Deep Face Recognition"
-    knob_ranges = {**_CosineMarginLoss.knob_ranges, "easy_margin": "true | false"}
-    defaults_from = {
-        "s": "Deng et al. 2019, experimental settings: s = 64",
-        "m": "Deng et al. 2019, Table 2 and insightface arcface_torch configs/base.py margin_list (1.0, 0.5, 0.0)",
-        "easy_margin": "insightface arcface_torch losses.py (easy_margin=False)",
+    knobs = {
+        "s": scale(64.0, "Deng et al. 2019, experimental settings: s = 64"),
+        "m": margin(0.5, "the angular margin added to the target's angle in training (radians)",
+                    "Deng et al. 2019, Table 2 and insightface arcface_torch configs/base.py margin_list (1.0, 0.5, 0.0)"),
+        "easy_margin": flag(False, "keep the plain cosine past 90 degrees instead of the margin",
+                            "insightface arcface_torch losses.py (easy_margin=False)"),
     }
     conventions = (
         "past t_y = pi - m the target logit is s (cos t_y - m sin m), as insightface's arcface_torch did until "
         "December 2022, so that the loss keeps rising with the angle; their current code drops that branch",
         "easy_margin=true keeps cos t_y for t_y > pi/2: the loss drops back there, as in the authors' option",
     )
-
-    def __init__(self, num_classes=None, embedding_dim=None, s: float = 64.0, m: float = 0.5,
-                 easy_margin: bool = False, weight=None, ignore_index=-100, reduction="mean"):
-        super().__init__(num_classes, embedding_dim, s, m, weight, ignore_index, reduction)
-        self.easy_margin = check_flag("loss.easy_margin", easy_margin)
 
     def target_cosine(self, cos):
         # cos(t + m) = cos t cos m - sin t sin m; sin t from cos t with a floor, so

@@ -11,9 +11,28 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.errors import UserError
-from lossbench.losses.base import ClassificationLoss, check_range, float32_or_wider
+from lossbench.losses.base import ClassificationLoss, float32_or_wider
 from lossbench.losses.class_weights import SCHEMES, class_weights
+from lossbench.losses.knobs import Knob
 from lossbench.losses.reduction import target_log_prob
+
+
+def check_alpha(key: str, alpha, num_classes: int | None):
+    """null, a number > 0, one number > 0 per class, or the name of a scheme."""
+    invalid = f"{key}={alpha!r} is invalid: use a number > 0, one per class, or {' | '.join(SCHEMES)}"
+    if alpha is None or alpha in SCHEMES:
+        return alpha
+    if isinstance(alpha, (bool, str)):
+        raise UserError(invalid)
+    try:
+        values = torch.as_tensor(list(alpha) if not isinstance(alpha, (int, float)) else alpha, dtype=torch.float64)
+    except (TypeError, ValueError):
+        raise UserError(invalid) from None
+    if values.ndim > 1 or not torch.isfinite(values).all() or (values <= 0).any():
+        raise UserError(invalid)
+    if values.ndim == 1 and num_classes is not None and len(values) != num_classes:
+        raise UserError(f"{key} has {len(values)} values: it needs one per class ({num_classes})")
+    return alpha
 
 
 class FocalLoss(ClassificationLoss):
@@ -21,44 +40,34 @@ class FocalLoss(ClassificationLoss):
     description = "cross entropy down-weighting easy examples by (1-p_y)^gamma"
     formula = "l = -a_y (1 - p_y)^gamma log p_y"
     paper = "Lin et al. 2017, Focal Loss for Dense Object Detection"
-    knob_ranges = {"gamma": "[0, inf)", "alpha": "null | float > 0 | K floats | inverse | effective"}
-    defaults_from = {
-        "gamma": "Lin et al. 2017, section 3.2 and Table 1a: gamma = 2",
-        "alpha": "none: the paper's alpha = 0.25 (Table 1b) weighs the sigmoid form's positives against its "
-                 "negatives, which the softmax form does not have",
+    knobs = {
+        "gamma": Knob(2.0, "focusing: how much easy examples (p_y near 1) are down-weighted; 0 gives CE",
+                      "Lin et al. 2017, section 3.2 and Table 1a: gamma = 2", low=0.0),
+        "alpha": Knob(None, "a factor a_y on each sample's loss: one for all, one per class, or from the counts",
+                      "none: the paper's alpha = 0.25 (Table 1b) weighs the sigmoid form's positives against its "
+                      "negatives, which the softmax form does not have",
+                      check=check_alpha, valid=f"null | a number > 0 | one per class | {' | '.join(SCHEMES)}",
+                      kept=False),
     }
     conventions = (
         "a scalar alpha scales every class alike (kornia since 0.7.2 gives class 0 1 - alpha and the others alpha; "
         "torchvision's sigmoid form gives negatives 1 - alpha); give K values for per-class weights",
     )
 
-    def __init__(self, num_classes=None, class_counts=None, gamma: float = 2.0, alpha=None, weight=None,
-                 ignore_index=-100, reduction="mean"):
-        super().__init__(weight, ignore_index, reduction)
-        self.gamma = float(check_range("gamma", gamma, 0.0))
-        self.register_buffer("alpha", self._alpha(alpha, num_classes, class_counts))
+    def __init__(self, num_classes=None, class_counts=None, **knobs):
+        super().__init__(num_classes, **knobs)
+        self.gamma = float(self.gamma)
+        self.register_buffer("alpha", self._alpha(self.settings["alpha"], class_counts))
 
     @staticmethod
-    def _alpha(alpha, num_classes, class_counts):
+    def _alpha(alpha, class_counts):
         if alpha is None:
             return None
         if isinstance(alpha, str):
-            if alpha not in SCHEMES:
-                raise UserError(f"loss.alpha={alpha!r} is invalid: use a number, one per class, or {' | '.join(SCHEMES)}")
             if class_counts is None:
                 raise UserError(f"loss.alpha={alpha} needs the training set's class counts")
             return class_weights(class_counts, alpha)
-        if isinstance(alpha, bool):
-            raise UserError(f"loss.alpha={alpha!r} is invalid: use a number, one per class, or {' | '.join(SCHEMES)}")
-        try:
-            values = torch.as_tensor(list(alpha) if not isinstance(alpha, (int, float)) else alpha, dtype=torch.float64)
-        except (TypeError, ValueError):
-            raise UserError(f"loss.alpha={alpha!r} is invalid: use a number, one per class, or {' | '.join(SCHEMES)}") from None
-        if values.ndim == 1 and num_classes is not None and len(values) != num_classes:
-            raise UserError(f"loss.alpha has {len(values)} values: it needs one per class ({num_classes})")
-        if (values <= 0).any():
-            raise UserError(f"loss.alpha={alpha} is invalid: weights must be > 0")
-        return values
+        return torch.as_tensor(list(alpha) if not isinstance(alpha, (int, float)) else alpha, dtype=torch.float64)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         log_p = target_log_prob(F.log_softmax(float32_or_wider(logits), dim=1), target, self.ignore_index)

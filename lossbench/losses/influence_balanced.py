@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lossbench.checks import check_flag
 from lossbench.errors import UserError
-from lossbench.losses.base import ClassificationLoss, check_range, require_counts, float32_or_wider
+from lossbench.losses.base import ClassificationLoss, require_counts, float32_or_wider
+from lossbench.losses.knobs import Knob, flag
 from lossbench.losses.owned_classifier import LinearClassifier
 
 
@@ -43,13 +43,17 @@ class IBLoss(LinearClassifier, ClassificationLoss):
     formula = "l_i = w_y CE_i alpha / (|softmax(z_i) - onehot(y_i)|_1 |h_i|_1 + eps),  w_c = (1/n_c) K / sum_j 1/n_j"
     paper = "Park et al. 2021, Influence-Balanced Loss for Imbalanced Visual Classification"
     inputs = "embeddings"
-    knob_ranges = {"alpha": "(0, inf)", "epsilon": "(0, inf)", "reweight": "true | false",
-                   "warmup_epochs": "integer >= 0"}
-    defaults_from = {
-        "alpha": "authors' training scripts, pseulki/IB-Loss (--alpha 1000; the class default, 10000, is not used)",
-        "epsilon": "authors' code, pseulki/IB-Loss losses.py (epsilon = 0.001)",
-        "reweight": "authors' CIFAR runs, pseulki/IB-Loss cifar_train.py (IBReweight)",
-        "warmup_epochs": "authors' CIFAR setting, pseulki/IB-Loss opts.py (start_ib_epoch 100 of 200 epochs)",
+    knobs = {
+        "alpha": Knob(1000.0, "the scale of the loss over the influence",
+                      "authors' training scripts, pseulki/IB-Loss (--alpha 1000; the class default, 10000, is not used)",
+                      low=0.0, low_inclusive=False),
+        "epsilon": Knob(1e-3, "added to the influence, so that a sample of no influence stays finite",
+                        "authors' code, pseulki/IB-Loss losses.py (epsilon = 0.001)", low=0.0, low_inclusive=False),
+        "reweight": flag(True, "the class factor w_c (inverse frequency, summing to K)",
+                         "authors' CIFAR runs, pseulki/IB-Loss cifar_train.py (IBReweight)"),
+        "warmup_epochs": Knob(100, "epochs of plain cross entropy first",
+                              "authors' CIFAR setting, pseulki/IB-Loss opts.py (start_ib_epoch 100 of 200 epochs)",
+                              low=0, integer=True),
     }
     conventions = (
         "the mean is over samples, with the class factor w_y inside each sample's value (the authors' "
@@ -57,17 +61,11 @@ class IBLoss(LinearClassifier, ClassificationLoss):
         "the warm-up (training and the evaluation after it) is plain cross entropy without class factors",
     )
 
-    def __init__(self, num_classes=None, embedding_dim=None, class_counts=None, alpha: float = 1000.0,
-                 epsilon: float = 1e-3, reweight: bool = True, warmup_epochs: int = 100, weight=None,
-                 ignore_index=-100, reduction="mean"):
-        super().__init__(weight, ignore_index, reduction)
+    def __init__(self, num_classes=None, embedding_dim=None, class_counts=None, **knobs):
+        super().__init__(num_classes, **knobs)
         if num_classes is None or embedding_dim is None:
             raise UserError("loss ib owns the linear classifier: it needs num_classes and embedding_dim")
         counts = require_counts(self.name, class_counts)
-        self.alpha = float(check_range("alpha", alpha, 0.0, low_inclusive=False))
-        self.epsilon = float(check_range("epsilon", epsilon, 0.0, low_inclusive=False))
-        self.reweight = check_flag("loss.reweight", reweight)
-        self.warmup_epochs = check_range("warmup_epochs", warmup_epochs, 0, integer=True)
         inverse = 1.0 / counts
         factor = inverse / inverse.sum() * len(counts) if self.reweight else None  # float64, cast per call
         self.register_buffer("class_factor", factor)

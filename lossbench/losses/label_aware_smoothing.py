@@ -15,8 +15,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from lossbench.checks import check_number
 from lossbench.errors import UserError
-from lossbench.losses.base import ClassificationLoss, check_range, require_counts, float32_or_wider
+from lossbench.losses.base import ClassificationLoss, require_counts, float32_or_wider
+from lossbench.losses.knobs import Knob
 from lossbench.losses.label_smoothing import smoothing_terms
 
 SHAPES = ("concave", "linear", "convex", "exp")
@@ -40,37 +42,42 @@ class LabelAwareSmoothing(ClassificationLoss):
     formula = ("l = (1 - e_y)(-log p_y) + e_y (-1/K sum_k log p_k),  e_c = e_tail + (e_head - e_tail) f(r_c),  "
                "r_c = (n_c - n_min)/(n_max - n_min)")
     paper = "Zhong et al. 2021, Improving Calibration for Long-Tailed Recognition (MiSLAS)"
-    knob_ranges = {"smooth_head": "[0, 1)", "smooth_tail": "[0, 1)", "shape": " | ".join(SHAPES),
-                   "power": "(0, inf), with shape=exp"}
-    defaults_from = {
-        "smooth_head": "authors' CIFAR-10-LT (imbalance 100) config, dvlab-research/MiSLAS config/cifar10/"
-                       "cifar10_imb001_stage2_mislas.yaml (smooth_head 0.3; 0.4 for CIFAR-100-LT)",
-        "smooth_tail": "the same config (smooth_tail 0.0; 0.1 for CIFAR-100-LT)",
-        "shape": "authors' code, dvlab-research/MiSLAS methods.py (shape='concave')",
-        "power": "authors' code (power=None: only the exp shape takes one)",
+    knobs = {
+        "smooth_head": Knob(0.3, "the smoothing of the most frequent class",
+                            "authors' CIFAR-10-LT (imbalance 100) config, dvlab-research/MiSLAS config/cifar10/"
+                            "cifar10_imb001_stage2_mislas.yaml (smooth_head 0.3; 0.4 for CIFAR-100-LT)",
+                            low=0.0, high=1.0, high_inclusive=False),
+        "smooth_tail": Knob(0.0, "the smoothing of the rarest class",
+                            "the same config (smooth_tail 0.0; 0.1 for CIFAR-100-LT)",
+                            low=0.0, high=1.0, high_inclusive=False),
+        "shape": Knob("concave", "the curve f from the tail's smoothing to the head's",
+                      "authors' code, dvlab-research/MiSLAS methods.py (shape='concave')", choices=SHAPES),
+        "power": Knob(None, "the power of the exp shape, r^power (only with shape=exp)",
+                      "authors' code (power=None: only the exp shape takes one)",
+                      check=lambda key, power, _: power if power is None else check_number(
+                          key, power, 0.0, low_inclusive=False), valid="null | (0, inf), with shape=exp"),
     }
     conventions = (
         "the authors use it in their second stage (classifier re-training); here it is a loss like any other",
         "with class weights, each class's term carries its own weight, as label_smoothing",
     )
 
-    def __init__(self, class_counts=None, smooth_head: float = 0.3, smooth_tail: float = 0.0, shape: str = "concave",
-                 power=None, weight=None, ignore_index=-100, reduction="mean"):
-        super().__init__(weight, ignore_index, reduction)
-        counts = require_counts(self.name, class_counts)
-        head = float(check_range("smooth_head", smooth_head, 0.0, 1.0, high_inclusive=False))
-        tail = float(check_range("smooth_tail", smooth_tail, 0.0, 1.0, high_inclusive=False))
-        if shape not in SHAPES:
-            raise UserError(f"loss.shape={shape!r} is invalid: valid shapes are {', '.join(SHAPES)}")
-        if shape == "exp":
-            if power is None:
-                raise UserError("loss.power is needed with loss.shape=exp: a number > 0")
-            power = float(check_range("power", power, 0.0, low_inclusive=False))
-        elif power is not None:
+    @classmethod
+    def settings_from(cls, given: dict, num_classes: int | None = None) -> dict:
+        settings = super().settings_from(given, num_classes)
+        shape, power = settings["shape"], settings["power"]
+        if shape == "exp" and power is None:
+            raise UserError("loss.power is needed with loss.shape=exp: a number > 0")
+        if shape != "exp" and power is not None:
             raise UserError(f"loss.power={power} applies to loss.shape=exp only (now shape={shape}): drop it, "
                             f"or set loss.shape=exp")
-        self.smooth_head, self.smooth_tail, self.shape, self.power = head, tail, shape, power
-        self.register_buffer("smoothing", smoothing_per_class(counts, head, tail, shape, power))  # float64, cast per call
+        return settings
+
+    def __init__(self, num_classes=None, class_counts=None, **knobs):
+        super().__init__(num_classes, **knobs)
+        counts = require_counts(self.name, class_counts)
+        self.register_buffer("smoothing", smoothing_per_class(counts, self.smooth_head, self.smooth_tail, self.shape,
+                                                              self.power))  # float64, cast per call
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         log_probs = F.log_softmax(float32_or_wider(logits), dim=1)

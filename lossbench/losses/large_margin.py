@@ -20,7 +20,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses.base import ClassificationLoss, check_range, float32_or_wider
+from lossbench.losses.base import ClassificationLoss, float32_or_wider
+from lossbench.losses.knobs import Knob
 from lossbench.losses.owned_classifier import new_class_weight
 
 
@@ -41,33 +42,33 @@ def psi(cos: torch.Tensor, m: int) -> torch.Tensor:
     return sign * chebyshev(cos, m) - 2.0 * j
 
 
+def annealing(m: int, base: float, min_: float, gamma: float, power: float, source: str) -> dict[str, Knob]:
+    """The knobs of the margin and of lambda's annealing, with the defaults of one of the authors' prototxts."""
+    return {
+        "m": Knob(m, "the multiplicative angular margin", f"authors' model, {source} (type "
+                  f"{ {2: 'DOUBLE', 4: 'QUADRUPLE'}[m]})", low=1, high=8, integer=True),
+        "lambda_base": Knob(base, "lambda at step 0", f"the same prototxt (base: {base:g})", low=0.0),
+        "lambda_min": Knob(min_, "lambda's floor", "the same prototxt " + (
+            f"(lambda_min: {min_:g})" if min_ else "(no lambda_min: the layer's default, 0)"), low=0.0),
+        "lambda_gamma": Knob(gamma, "how fast lambda decays with the steps", f"the same prototxt (gamma: {gamma:g})",
+                             low=0.0),
+        "lambda_power": Knob(power, "the power of lambda's decay", f"the same prototxt (power: {power:g})", low=0.0),
+    }
+
+
 class LSoftmax(ClassificationLoss):
     name = "l_softmax"
     description = "large-margin softmax: target score |W||x| psi(t_y), annealed blend"
     formula = "target score (lambda |W_y||x| cos t_y + |W_y||x| psi(t_y)) / (1 + lambda), psi(t) = (-1)^j cos(mt) - 2j"
     paper = "Liu et al. 2016, Large-Margin Softmax Loss for Convolutional Neural Networks"
-    defaults_from = {
-        "m": "authors' CIFAR-10 model, wy1iu/LargeMargin_Softmax_Loss myexamples/cifar10/model/cifar_train_test.prototxt (type DOUBLE)",
-        "lambda_base": "the same prototxt (base: 1000)",
-        "lambda_min": "the same prototxt (no lambda_min: the layer's default, 0)",
-        "lambda_gamma": "the same prototxt (gamma: 0.00002)",
-        "lambda_power": "the same prototxt (power: 45)",
-    }
+    knobs = annealing(2, 1000.0, 0.0, 2e-5, 45.0,
+                      "wy1iu/LargeMargin_Softmax_Loss myexamples/cifar10/model/cifar_train_test.prototxt")
     conventions = ("lambda counts training steps (the layer's iterations), not epochs",)
     inputs = "embeddings"
-    knob_ranges = {"m": "integer in [1, 8]", "lambda_base": "[0, inf)", "lambda_min": "[0, inf)",
-                   "lambda_gamma": "[0, inf)", "lambda_power": "[0, inf)"}
     unit_weight = False
 
-    def __init__(self, num_classes=None, embedding_dim=None, m: int = 2, lambda_base: float = 1000.0,
-                 lambda_min: float = 0.0, lambda_gamma: float = 2e-5, lambda_power: float = 45.0, weight=None,
-                 ignore_index=-100, reduction="mean"):
-        super().__init__(weight, ignore_index, reduction)
-        self.m = check_range("m", m, 1, 8, integer=True)
-        self.lambda_base = float(check_range("lambda_base", lambda_base, 0.0))
-        self.lambda_min = float(check_range("lambda_min", lambda_min, 0.0))
-        self.lambda_gamma = float(check_range("lambda_gamma", lambda_gamma, 0.0))
-        self.lambda_power = float(check_range("lambda_power", lambda_power, 0.0))
+    def __init__(self, num_classes=None, embedding_dim=None, **knobs):
+        super().__init__(num_classes, **knobs)
         self.weight = new_class_weight(num_classes, embedding_dim, self.name)
         # Training steps seen, which drive the annealing. A tensor on the loss's
         # device, so that counting costs no host sync and a compiled step does
@@ -130,17 +131,5 @@ class SphereFace(LSoftmax):
     description = "A-Softmax: L-Softmax with unit-norm class weights, no bias"
     formula = "as l_softmax with |W| = 1: target score (lambda |x| cos t_y + |x| psi(t_y)) / (1 + lambda)"
     paper = "Liu et al. 2017, SphereFace: Deep Hypersphere Embedding for Face Recognition"
-    defaults_from = {
-        "m": "authors' model, wy1iu/sphereface train/code/sphereface_model.prototxt (type QUADRUPLE)",
-        "lambda_base": "the same prototxt (base: 1000)",
-        "lambda_min": "the same prototxt (lambda_min: 5)",
-        "lambda_gamma": "the same prototxt (gamma: 0.12)",
-        "lambda_power": "the same prototxt (power: 1)",
-    }
+    knobs = annealing(4, 1000.0, 5.0, 0.12, 1.0, "wy1iu/sphereface train/code/sphereface_model.prototxt")
     unit_weight = True
-
-    def __init__(self, num_classes=None, embedding_dim=None, m: int = 4, lambda_base: float = 1000.0,
-                 lambda_min: float = 5.0, lambda_gamma: float = 0.12, lambda_power: float = 1.0, weight=None,
-                 ignore_index=-100, reduction="mean"):
-        super().__init__(num_classes, embedding_dim, m, lambda_base, lambda_min, lambda_gamma, lambda_power, weight,
-                         ignore_index, reduction)

@@ -6,7 +6,8 @@ Combine with deferred re-weighting (trainer.drw_epoch) for LDAM-DRW."""
 
 import torch
 
-from lossbench.losses.base import ClassificationLoss, check_range, require_counts
+from lossbench.losses.base import ClassificationLoss, require_counts
+from lossbench.losses.knobs import Knob
 from lossbench.losses.owned_classifier import cosine_scores, new_class_weight
 
 
@@ -15,9 +16,11 @@ class LDAM(ClassificationLoss):
     description = "label-distribution-aware margins C/n_c^(1/4) on a normalised head"
     formula = "CE on s (cos t_k - Delta_y [k = y]),  Delta_c = max_m (n_min / n_c)^(1/4)"
     paper = "Cao et al. 2019, Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss"
-    defaults_from = {
-        "s": "authors' code, kaidic/LDAM-DRW losses.py (s=30)",
-        "max_m": "authors' code, kaidic/LDAM-DRW losses.py (max_m=0.5)",
+    knobs = {
+        "s": Knob(30.0, "the scale of the cosine logits", "authors' code, kaidic/LDAM-DRW losses.py (s=30)",
+                  low=0.0, low_inclusive=False),
+        "max_m": Knob(0.5, "the margin of the rarest class; the others' shrink as n_c^(-1/4)",
+                      "authors' code, kaidic/LDAM-DRW losses.py (max_m=0.5)", low=0.0, high=1.0),
     }
     conventions = (
         "the class weights start at norm 1 in uniformly drawn directions, as the authors' NormedLinear",
@@ -25,14 +28,10 @@ class LDAM(ClassificationLoss):
         "applies the margin, so their validation loss is higher",
     )
     inputs = "embeddings"
-    knob_ranges = {"s": "(0, inf)", "max_m": "[0, 1]"}
 
-    def __init__(self, num_classes=None, embedding_dim=None, class_counts=None, s: float = 30.0, max_m: float = 0.5,
-                 weight=None, ignore_index=-100, reduction="mean"):
-        super().__init__(weight, ignore_index, reduction)
+    def __init__(self, num_classes=None, embedding_dim=None, class_counts=None, **knobs):
+        super().__init__(num_classes, **knobs)
         counts = require_counts(self.name, class_counts)
-        self.s = float(check_range("s", s, 0.0, low_inclusive=False))
-        self.max_m = float(check_range("max_m", max_m, 0.0, 1.0))
         margins = counts ** -0.25
         self.register_buffer("margins", margins * (self.max_m / margins.max()))  # float64, cast per call
         self.weight = new_class_weight(num_classes, embedding_dim, self.name, unit_rows=True)

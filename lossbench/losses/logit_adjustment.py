@@ -10,7 +10,8 @@ Prediction uses the plain logits, which is what makes them balanced.
 
 import torch
 
-from lossbench.losses.base import ClassificationLoss, check_range, require_counts, float32_or_wider
+from lossbench.losses.base import ClassificationLoss, require_counts, float32_or_wider
+from lossbench.losses.knobs import Knob
 
 
 class BalancedSoftmax(ClassificationLoss):
@@ -20,8 +21,8 @@ class BalancedSoftmax(ClassificationLoss):
     paper = "Ren et al. 2020, Balanced Meta-Softmax for Long-Tailed Visual Recognition"
     tau = 1.0
 
-    def __init__(self, class_counts=None, weight=None, ignore_index=-100, reduction="mean"):
-        super().__init__(weight, ignore_index, reduction)
+    def __init__(self, num_classes=None, class_counts=None, **knobs):
+        super().__init__(num_classes, **knobs)
         counts = require_counts(self.name, class_counts)
         self.register_buffer("log_prior", torch.log(counts / counts.sum()))  # float64, cast per call
 
@@ -36,9 +37,5 @@ class LogitAdjusted(BalancedSoftmax):
     description = "cross entropy on logits shifted by tau * log class prior"
     formula = "CE on z_k + tau log pi_k,  pi_k = n_k / sum n"
     paper = "Menon et al. 2021, Long-Tail Learning via Logit Adjustment"
-    knob_ranges = {"tau": "[0, inf)"}
-    defaults_from = {"tau": "authors' code, google-research logit_adjustment/main.py (flag tau=1.0)"}
-
-    def __init__(self, class_counts=None, tau: float = 1.0, weight=None, ignore_index=-100, reduction="mean"):
-        super().__init__(class_counts, weight, ignore_index, reduction)
-        self.tau = float(check_range("tau", tau, 0.0))
+    knobs = {"tau": Knob(1.0, "the weight of the log prior added to the logits",
+                         "authors' code, google-research logit_adjustment/main.py (flag tau=1.0)", low=0.0)}

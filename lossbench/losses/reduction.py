@@ -2,15 +2,7 @@
 
 import torch
 
-from lossbench.errors import UserError
-
 REDUCTIONS = ("mean", "sum", "none")
-
-
-def check_reduction(reduction: str) -> str:
-    if reduction not in REDUCTIONS:
-        raise UserError(f"loss.reduction={reduction!r} is invalid: valid values are {', '.join(REDUCTIONS)}")
-    return reduction
 
 
 def reduce_loss(

@@ -16,7 +16,9 @@ run goes on counting where it stopped. Prediction uses the plain logits.
 import torch
 import torch.nn.functional as F
 
-from lossbench.losses.base import ClassificationLoss, check_range, float32_or_wider
+from lossbench.errors import UserError
+from lossbench.losses.base import ClassificationLoss, float32_or_wider
+from lossbench.losses.knobs import Knob
 
 
 class SeesawLoss(ClassificationLoss):
@@ -25,11 +27,13 @@ class SeesawLoss(ClassificationLoss):
     formula = ("l = -log(e^z_y / (e^z_y + sum_{j!=y} M_yj C_yj e^z_j)),  M_yj = min(1, N_j/N_y)^p,  "
                "C_yj = max(1, s_j/s_y)^q")
     paper = "Wang et al. 2021, Seesaw Loss for Long-Tailed Instance Segmentation"
-    knob_ranges = {"p": "[0, inf)", "q": "[0, inf)", "eps": "(0, 1]"}
-    defaults_from = {
-        "p": "authors' code as mmpretrain ships it, mmpretrain/models/losses/seesaw_loss.py (p=0.8)",
-        "q": "the same file (q=2.0)",
-        "eps": "the same file (eps=1e-2)",
+    knobs = {
+        "p": Knob(0.8, "the power of the mitigation factor (N_j/N_y)^p: how much rarer classes are spared",
+                  "authors' code as mmpretrain ships it, mmpretrain/models/losses/seesaw_loss.py (p=0.8)", low=0.0),
+        "q": Knob(2.0, "the power of the compensation factor (s_j/s_y)^q: how much classes scored above y are punished",
+                  "the same file (q=2.0)", low=0.0),
+        "eps": Knob(1e-2, "the floor of s_y in the score ratio", "the same file (eps=1e-2)",
+                    low=0.0, high=1.0, low_inclusive=False),
     }
     conventions = (
         "the class counts N grow with every training batch, this one's included, as the authors' cum_samples; "
@@ -37,15 +41,9 @@ class SeesawLoss(ClassificationLoss):
         "the score ratios use the softmax without its gradient, as the authors' code",
     )
 
-    def __init__(self, num_classes=None, p: float = 0.8, q: float = 2.0, eps: float = 1e-2, weight=None,
-                 ignore_index=-100, reduction="mean"):
-        super().__init__(weight, ignore_index, reduction)
-        self.p = float(check_range("p", p, 0.0))
-        self.q = float(check_range("q", q, 0.0))
-        self.eps = float(check_range("eps", eps, 0.0, 1.0, low_inclusive=False))
+    def __init__(self, num_classes=None, **knobs):
+        super().__init__(num_classes, **knobs)
         if num_classes is None:
-            from lossbench.errors import UserError
-
             raise UserError("loss seesaw counts samples per class: it needs num_classes")
         # float64: counts stay exact far beyond float32's 2^24
         self.register_buffer("seen", torch.zeros(int(num_classes), dtype=torch.float64))

@@ -4,7 +4,9 @@ not forced into the set, so the loss stays positive; k = K gives CE."""
 
 import torch
 
-from lossbench.losses.base import ClassificationLoss, check_range, float32_or_wider
+from lossbench.checks import check_number
+from lossbench.losses.base import ClassificationLoss, float32_or_wider
+from lossbench.losses.knobs import Knob
 
 
 class SparseSoftmax(ClassificationLoss):
@@ -12,13 +14,13 @@ class SparseSoftmax(ClassificationLoss):
     description = "cross entropy with the softmax normaliser over the top-k logits"
     formula = "l = logsumexp(top-k of z) - z_y  (k = K gives CE)"
     paper = "sparse / top-k softmax; cf. Martins & Astudillo 2016 for sparse output distributions"
-    knob_ranges = {"k": "[1, K]"}
-    defaults_from = {"k": "the sparse-softmax author's code, bojone/SPACES seq2seq_model.py (k_sparse = 10)"}
-
-    def __init__(self, num_classes: int | None = None, k: int = 10, weight=None, ignore_index=-100, reduction="mean"):
-        super().__init__(weight, ignore_index, reduction)
-        high = num_classes if num_classes is not None else None
-        self.k = check_range("k", k, 1, high, why=f" (the number of classes is {num_classes})" if high else "", integer=True)
+    knobs = {
+        "k": Knob(10, "how many of the largest logits the normaliser sums over",
+                  "the sparse-softmax author's code, bojone/SPACES seq2seq_model.py (k_sparse = 10)",
+                  check=lambda key, k, classes: check_number(
+                      key, k, 1, classes, integer=True, why=f" (the number of classes is {classes})" if classes else ""),
+                  valid="integer in [1, K]"),
+    }
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = float32_or_wider(logits)

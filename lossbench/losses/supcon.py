@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lossbench.errors import UserError
-from lossbench.losses.base import ClassificationLoss, check_range, float32_or_wider
+from lossbench.losses.base import ClassificationLoss, float32_or_wider
+from lossbench.losses.knobs import Knob
 from lossbench.losses.owned_classifier import LinearClassifier
 
 
@@ -42,12 +43,16 @@ class SupConLoss(LinearClassifier, ClassificationLoss):
     description = "cross entropy plus supervised contrastive loss on two augmented views"
     formula = "l = CE + lambda * SupCon(v; t),  v = normalize(projection(embedding)), two views per image"
     paper = "Khosla et al. 2020, Supervised Contrastive Learning"
-    knob_ranges = {"temperature": "(0, inf)", "lam": "[0, inf)", "projection_dim": "[1, inf)"}
-    defaults_from = {
-        "temperature": "Khosla et al. 2020, section 4.5 (training details): temperature 0.1",
-        "lam": "lossbench's choice: one stage, CE + SupCon at equal weight (the paper trains the encoder first, "
-               "then a linear classifier)",
-        "projection_dim": "authors' code, HobbitLong/SupContrast networks/resnet_big.py (feat_dim=128)",
+    knobs = {
+        "temperature": Knob(0.1, "t: the temperature of the contrastive softmax",
+                            "Khosla et al. 2020, section 4.5 (training details): temperature 0.1",
+                            low=0.0, low_inclusive=False),
+        "lam": Knob(1.0, "the weight of the contrastive term beside cross entropy",
+                    "lossbench's choice: one stage, CE + SupCon at equal weight (the paper trains the encoder "
+                    "first, then a linear classifier)", low=0.0),
+        "projection_dim": Knob(128, "the output size of the projection head",
+                               "authors' code, HobbitLong/SupContrast networks/resnet_big.py (feat_dim=128)",
+                               low=1, integer=True),
     }
     conventions = (
         "SupCon equals SupContrast's SupConLoss with base_temperature = temperature, so no rescaling by "
@@ -56,17 +61,13 @@ class SupConLoss(LinearClassifier, ClassificationLoss):
     inputs = "embeddings"
     views = 2
 
-    def __init__(self, num_classes=None, embedding_dim=None, temperature: float = 0.1, lam: float = 1.0,
-                 projection_dim: int = 128, weight=None, ignore_index=-100, reduction="mean"):
-        super().__init__(weight, ignore_index, reduction)
+    def __init__(self, num_classes=None, embedding_dim=None, **knobs):
+        super().__init__(num_classes, **knobs)
         if num_classes is None or embedding_dim is None:
             raise UserError("loss supcon owns the classifier and projection head: it needs num_classes and embedding_dim")
-        self.temperature = float(check_range("temperature", temperature, 0.0, low_inclusive=False))
-        self.lam = float(check_range("lam", lam, 0.0))
-        projection_dim = check_range("projection_dim", projection_dim, 1, integer=True)
         self.classifier = nn.Linear(embedding_dim, num_classes)
         self.projection = nn.Sequential(
-            nn.Linear(embedding_dim, embedding_dim), nn.ReLU(inplace=True), nn.Linear(embedding_dim, projection_dim)
+            nn.Linear(embedding_dim, embedding_dim), nn.ReLU(inplace=True), nn.Linear(embedding_dim, self.projection_dim)
         )
 
     def contrastive(self, embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,8 @@ classes. Prediction uses the plain logits.
 
 import torch
 
-from lossbench.losses.base import ClassificationLoss, check_range, require_counts, float32_or_wider
+from lossbench.losses.base import ClassificationLoss, require_counts, float32_or_wider
+from lossbench.losses.knobs import Knob
 
 
 class VSLoss(ClassificationLoss):
@@ -22,19 +23,17 @@ class VSLoss(ClassificationLoss):
     description = "cross entropy on logits scaled by (n_k/n_max)^gamma and shifted by tau log prior"
     formula = "l = CE(z_k / Delta_k + iota_k),  Delta_k = (n_max/n_k)^gamma,  iota_k = tau log(n_k/N)"
     paper = "Kini et al. 2021, Label-Imbalanced and Group-Sensitive Classification under Overparameterization"
-    knob_ranges = {"gamma": "[0, inf)", "tau": "[0, inf)"}
-    defaults_from = {
-        "gamma": "authors' code, orparask/VS-Loss class_imbalance/train.py (--gamma 0.3)",
-        "tau": "authors' code, orparask/VS-Loss class_imbalance/train.py (--tau 1.0)",
+    knobs = {
+        "gamma": Knob(0.3, "the power of the per-class scale (n_k/n_max)^gamma; 0: no scaling",
+                      "authors' code, orparask/VS-Loss class_imbalance/train.py (--gamma 0.3)", low=0.0),
+        "tau": Knob(1.0, "the weight of the log prior added to the logits; 0: no shift",
+                    "authors' code, orparask/VS-Loss class_imbalance/train.py (--tau 1.0)", low=0.0),
     }
     conventions = ("the scale and shift apply in training and in test_loss; predictions use the plain logits",)
 
-    def __init__(self, class_counts=None, gamma: float = 0.3, tau: float = 1.0, weight=None, ignore_index=-100,
-                 reduction="mean"):
-        super().__init__(weight, ignore_index, reduction)
+    def __init__(self, num_classes=None, class_counts=None, **knobs):
+        super().__init__(num_classes, **knobs)
         counts = require_counts(self.name, class_counts)
-        self.gamma = float(check_range("gamma", gamma, 0.0))
-        self.tau = float(check_range("tau", tau, 0.0))
         self.register_buffer("scale", (counts / counts.max()) ** self.gamma)  # float64, cast per call
         self.register_buffer("shift", self.tau * torch.log(counts / counts.sum()))
 

@@ -12,15 +12,15 @@ from pathlib import Path
 import hydra
 import yaml
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lossbench.config_dir import config_dir
 from lossbench.errors import UserError
 from lossbench.diagnosis import Diagnosis
-from lossbench.training.overrides import check_command_line, output_dir_of
+from lossbench.config_dir import config_dir
+from lossbench.training.compose import compose_train
+from lossbench.training.overrides import check_command_line, not_a_setting, output_dir_of, parse, split_flags
 from lossbench.training.sweep import is_multirun, plan_sweep, prepare_job, unfinished_jobs
 from lossbench.training.run import format_summary_table, refuse_existing_run, run_training
 from lossbench.training.folder_lock import LOCK_NAME, FolderBusy, claim, live_owner, new_folder
@@ -55,11 +55,6 @@ def _hydra_value(path: Path) -> str:
     if all(c.isalnum() or c in "/._-~" for c in text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def override_value(override: str):
-    """The value of ``key=value`` as Hydra reads it (quotes and escapes undone)."""
-    return OverridesParser.create().parse_override(override).value()
 
 
 def _resume_command(run_dir: Path) -> str:
@@ -160,18 +155,17 @@ def claim_run_folder(overrides: list[str]) -> list[str]:
     The folder is the run to continue (``trainer.resume=DIR``, or with ``auto``
     the newest unfinished run of this config that no other process holds), the
     one ``hydra.run.dir`` names, or a new one, numbered when the name is taken."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf, open_dict
 
     from lossbench.training.checkpoint import check_resumable, resumable_runs
 
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="train"):
-        composed = compose("train", overrides=overrides, return_hydra_config=True)
+    composed = compose_train(overrides, return_hydra_config=True)
     run_dir = Path(str(OmegaConf.select(composed, "hydra.run.dir"))).expanduser()
     with open_dict(composed):
         del composed["hydra"]
     config = OmegaConf.to_container(composed, resolve=True)
-    value = next((override_value(o) for o in overrides if o.startswith("trainer.resume=")), None)
+    resume = parse(overrides).get("trainer.resume")
+    value = resume.value() if resume is not None else None
     if value is not None:
         output_dir = Path(config["paths"]["output_dir"])
         candidates = resumable_runs(output_dir, config) if value == "auto" else [Path(str(value)).expanduser()]
@@ -223,27 +217,15 @@ def _hydra_refusal(error: HydraException, overrides: list[str]) -> str:
     gets the valid keys beside it (not Hydra's advice to add it with +, which
     would make a setting that nothing reads)."""
     message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-    if getattr(error, "override", None) is not None:
-        return f"cannot read the override {error.override!r}: {message}"
     unknown = re.search(r"Could not override '([^']+)'", message)
     if unknown is None:
         return message
     key = unknown.group(1)
-    parent, _, name = key.rpartition(".")
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key and not o.startswith("-")]
+    others = [o for o in split_flags(overrides)[1] if o.split("=", 1)[0].lstrip("+~") != key]
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="train"):
-            node = OmegaConf.select(compose("train", overrides=others), parent) if parent else compose("train", overrides=others)
+        return not_a_setting(key, compose_train(others)) or message
     except HydraException:
         return message
-    if not OmegaConf.is_dict(node):
-        return message
-    valid = ", ".join(k for k in node.keys())
-    where = f"the keys of {parent} are" if parent else "the top-level keys are"
-    return f"{key} is not a setting: {where} {valid}"
 
 
 def train_main(overrides: list[str]) -> None:
@@ -282,7 +264,8 @@ def train_main(overrides: list[str]) -> None:
             sweep_dir.rmdir()  # Hydra stopped before any job: leave no empty sweep behind
     if sweep_dir is not None and sweep_dir.is_dir():
         # read as Hydra reads it, not by matching text
-        progress = all(override_value(o) is not False for o in overrides if o.startswith("trainer.progress="))
+        given = parse(overrides).get("trainer.progress")
+        progress = given is None or given.value() is not False
         _wait_for_other_launches(sweep_dir, progress)
         problems = unfinished_jobs(sweep_dir)
         if problems:

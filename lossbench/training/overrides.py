@@ -1,17 +1,21 @@
-"""Checks of ``lossbench train``'s command line made before Hydra runs, so that
-the mistakes users make most get one line and exit code 2 rather than Hydra's
-multi-line error or a traceback: an unknown option of a config group, and an
-output directory that cannot be written."""
+"""Checks of ``lossbench train``'s command line made before Hydra runs, on the
+overrides as Hydra's own parser reads them, so that the mistakes users make
+most get one line and exit code 2 rather than Hydra's multi-line error or a
+traceback: an unknown option of a config group (in a sweep too), a launcher
+whose plugin is missing, and an output directory that cannot be written."""
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
 
-import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
 
 from lossbench.config_dir import config_dir
 from lossbench.errors import UserError
-from lossbench.training.sweep import SWEEP_FUNCTIONS, is_swept
 
 GROUP_NOUNS = {
     "dataset": "datasets", "model": "models", "loss": "losses", "optim": "optimizers", "sched": "schedules",
@@ -21,30 +25,67 @@ GROUP_NOUNS = {
 OUTPUT_KEYS = ("paths.output_dir", "hydra.run.dir", "hydra.sweep.dir")
 # Hydra's informational modes write nothing
 NO_OUTPUT_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve")
+# Hydra's flags that take a value: the word after them is not an override
+VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp",
+               "--config-dir", "-cd", "--experimental-rerun")
+INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
 
 
-def _parse(overrides: list[str]) -> dict[str, str]:
-    pairs = {}
-    for arg in overrides:
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        key, value = arg.split("=", 1)
-        pairs[key.lstrip("+~")] = value
-    return pairs
+def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra's flags with their values, the overrides)."""
+    flags, overrides, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("-"):
+            flags.append(arg)
+            takes_value = arg in VALUE_FLAGS or (arg in ("--info", "-i") and i + 1 < len(args) and args[i + 1] in INFO_CHOICES)
+            if takes_value and i + 1 < len(args):
+                flags.append(args[i + 1])
+                i += 1
+        else:
+            overrides.append(arg)
+        i += 1
+    return flags, overrides
+
+
+def parse(args: list[str]) -> dict[str, Override]:
+    """The overrides of a command line, by key, as Hydra parses them."""
+    try:
+        return {o.key_or_group: o for o in OverridesParser.create().parse_overrides(split_flags(args)[1])}
+    except HydraException as e:
+        message = " ".join(str(e).split())
+        override = getattr(e, "override", None)
+        raise UserError(f"cannot read the override {override!r}: {message}" if override else message) from None
+
+
+def choices(override: Override) -> list[str] | None:
+    """The values an override sets, one or a swept list; None for a value that
+    only Hydra can expand (a glob) or a deletion."""
+    if override.is_delete():
+        return None
+    if override.is_sweep_override():
+        try:
+            return list(override.sweep_string_iterator())
+        except HydraException:
+            return None
+    return [override.get_value_element_as_str()]
 
 
 def options(group: str) -> list[str]:
+    if group == "loss":
+        from lossbench.losses import LOSSES
+
+        return list(LOSSES)
     return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
 
 
-def check_group_choices(pairs: dict[str, str]) -> None:
+def check_group_choices(parsed: dict[str, Override]) -> None:
     for group, noun in GROUP_NOUNS.items():
-        value = pairs.get(group)
-        if value is None or value == "null" or any(f in value for f in SWEEP_FUNCTIONS):
-            continue
+        override = parsed.get(group)
+        values = choices(override) if override is not None else None
         valid = options(group)
-        for choice in value.split(","):
-            if choice not in valid:
+        for choice in values or []:
+            if choice != "null" and choice not in valid:
                 raise UserError(f"{group}={choice!r} is unknown: valid {noun} are {', '.join(valid)}")
 
 
@@ -66,13 +107,14 @@ def _can_create_in(directory: Path) -> bool:
     return True
 
 
-def output_dir_of(overrides: list[str]) -> str:
-    return _parse(overrides).get("paths.output_dir", "results")
+def output_dir_of(args: list[str]) -> str:
+    override = parse(args).get("paths.output_dir")
+    return str(override.value()) if override is not None else "results"
 
 
-def check_output_dirs(pairs: dict[str, str]) -> None:
-    given = [pairs[k] for k in OUTPUT_KEYS if k in pairs and "${" not in pairs[k]]
-    for directory in given or ["results"]:
+def check_output_dirs(parsed: dict[str, Override]) -> None:
+    given = [str(parsed[k].value()) for k in OUTPUT_KEYS if k in parsed and not parsed[k].is_sweep_override()]
+    for directory in [d for d in given if "${" not in d] or ["results"]:
         target = Path(directory).expanduser().absolute()
         existing = _nearest_existing(target)
         if not _can_create_in(existing):
@@ -82,40 +124,49 @@ def check_output_dirs(pairs: dict[str, str]) -> None:
             )
 
 
-def _chosen_losses(pairs: dict[str, str]) -> list[str]:
-    """The loss(es) a command line trains with: given, swept, from an experiment, or the default."""
-    if "loss" in pairs:
-        return [v for v in pairs["loss"].split(",")] if not any(f in pairs["loss"] for f in SWEEP_FUNCTIONS) else []
-    for group in ("experiment", "hparams_search"):
-        if group in pairs and not is_swept(pairs[group]):
-            defaults = (yaml.safe_load((config_dir() / group / f"{pairs[group]}.yaml").read_text()) or {}).get("defaults", [])
-            for entry in defaults:
-                if isinstance(entry, dict) and "override /loss" in entry:
-                    return [entry["override /loss"]]
-    return ["ce"]
+def not_a_setting(key: str, composed: DictConfig) -> str | None:
+    """Why ``key`` is refused, naming the valid keys beside it; None if it is a setting."""
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(composed, parent) if parent else composed
+    if not OmegaConf.is_dict(node) or name in node:
+        return None
+    if parent == "loss":
+        return f"{key} is not a knob of {node.name}: its knobs are {', '.join(k for k in node.keys() if k != 'name')}"
+    where = f"the keys of {parent} are" if parent else "the top-level keys are"
+    return f"{key} is not a setting: {where} {', '.join(node.keys())}"
 
 
-def loss_knob_overrides(overrides: list[str]) -> list[str]:
-    """``loss.KNOB=V`` checked against the chosen loss's knobs; a knob that its
-    config file does not list (weight, reduction, ...) is added with ``++``."""
-    from lossbench.losses import LOSSES, knob_defaults
+def check_additions(parsed: dict[str, Override]) -> None:
+    """``+KEY=V`` and ``++KEY=V`` (Hydra's advice for a key it does not know)
+    would add a setting that nothing reads: refused, naming the valid keys.
+    Checked on the config without them; a swept value stands for its first choice."""
+    added = [key for key, o in parsed.items() if (o.is_add() or o.is_force_add()) and not o.is_hydra_override()
+             and key not in GROUP_NOUNS and "/" not in key]
+    if not added:
+        return
+    from lossbench.training.compose import compose_train
 
-    losses = [name for name in _chosen_losses(_parse(overrides)) if name in LOSSES]
-    rewritten = []
-    for arg in overrides:
-        key = arg.split("=", 1)[0]
-        if arg.startswith("-") or "=" not in arg or not key.startswith("loss.") or key.count(".") != 1:
-            rewritten.append(arg)
-            continue
-        knob = key.split(".", 1)[1]
-        owners = [name for name in losses if knob in knob_defaults(name)]
-        if losses and not owners:
-            name = losses[0]
-            valid = ", ".join(knob_defaults(name))
-            raise UserError(f"loss.{knob} is not a knob of {name}: its knobs are {valid}")
-        listed = all(knob in (yaml.safe_load((config_dir() / "loss" / f"{name}.yaml").read_text()) or {}) for name in losses)
-        rewritten.append(arg if listed else "++" + arg)
-    return rewritten
+    others = [o.input_line if not o.is_sweep_override() else f"{key}={choices(o)[0] if choices(o) else ''}"
+              for key, o in parsed.items() if key not in added]
+    composed = compose_train([line for line in others if not line.endswith("=")])
+    for key in added:
+        why = not_a_setting(key, composed)
+        if why:
+            raise UserError(why)
+
+
+def swept_loss_knobs(args: list[str], parsed: dict[str, Override]) -> list[str]:
+    """With the loss swept, ``loss.KNOB=V`` is given to every loss of the sweep
+    (``++``): a loss that does not have the knob fails its job with one line,
+    while the others run."""
+    from lossbench.losses import LOSSES
+
+    losses = choices(parsed["loss"]) if "loss" in parsed and parsed["loss"].is_sweep_override() else None
+    if not losses:
+        return args
+    knobs = {key for key, o in parsed.items() if key.startswith("loss.") and key.count(".") == 1 and not o.is_delete()}
+    shared = {key for key in knobs if all(key[5:] in LOSSES[name].knob_table() for name in losses if name in LOSSES)}
+    return [f"++{arg}" if arg.split("=", 1)[0] in knobs - shared else arg for arg in args]
 
 
 # launchers from optional extras: the module that must import, and the extra
@@ -128,10 +179,9 @@ LAUNCHER_PLUGINS = {
 }
 
 
-def check_launcher(pairs: dict[str, str]) -> None:
-    import importlib.util
-
-    launcher = pairs.get("hydra/launcher")
+def check_launcher(parsed: dict[str, Override]) -> None:
+    override = parsed.get("hydra/launcher")
+    launcher = override.get_value_element_as_str() if override is not None else None
     if launcher in LAUNCHER_PLUGINS:
         module, extra = LAUNCHER_PLUGINS[launcher]
         if importlib.util.find_spec(module) is None:
@@ -143,16 +193,17 @@ def check_launcher(pairs: dict[str, str]) -> None:
 OPTIONAL_GROUPS = ("experiment", "hparams_search")
 
 
-def _plain_optional_groups(overrides: list[str]) -> list[str]:
-    return [arg[1:] if arg.startswith("+") and arg[1:].split("=", 1)[0] in OPTIONAL_GROUPS else arg for arg in overrides]
+def _plain_optional_groups(args: list[str]) -> list[str]:
+    return [arg[1:] if arg.startswith("+") and arg[1:].split("=", 1)[0] in OPTIONAL_GROUPS else arg for arg in args]
 
 
-def check_command_line(overrides: list[str]) -> list[str]:
-    """The command line, checked; returns it with loss knobs made addable."""
-    overrides = _plain_optional_groups(overrides)
-    pairs = _parse(overrides)
-    check_group_choices(pairs)
-    check_launcher(pairs)
-    if not any(arg.split("=")[0] in NO_OUTPUT_FLAGS for arg in overrides):
-        check_output_dirs(pairs)
-    return loss_knob_overrides(overrides)
+def check_command_line(args: list[str]) -> list[str]:
+    """The command line, checked; returns it with a swept loss's knobs made addable."""
+    args = _plain_optional_groups(args)
+    parsed = parse(args)
+    check_group_choices(parsed)
+    check_additions(parsed)
+    check_launcher(parsed)
+    if not any(arg.split("=")[0] in NO_OUTPUT_FLAGS for arg in args):
+        check_output_dirs(parsed)
+    return swept_loss_knobs(args, parsed)

@@ -13,10 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-from lossbench.config_dir import config_dir
 from lossbench.errors import UserError
+from lossbench.training.compose import compose_train
 from lossbench.training.run import run_training
 from lossbench.training.folder_lock import claim
 from lossbench.training.run_files import write_config_record
@@ -63,46 +61,45 @@ def _study_dir(output_dir: str, name: str, overrides: list[str]) -> Path:
 def run_search(overrides: list[str]) -> int:
     optuna = _optuna()
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="train"):
-        base = compose("train", overrides=overrides)
-        search = base.hparams_search
-        study_dir = _study_dir(str(base.paths.output_dir), str(search.name), overrides)
-        study_dir.mkdir(parents=True, exist_ok=True)
-        study = optuna.create_study(
-            study_name=str(search.name),
-            storage=f"sqlite:///{study_dir / 'study.db'}",
-            direction=str(search.direction),
-            load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=int(search.seed) + len(_trials(optuna, None, study_dir, search))),
-        )
-        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            # left running by a process that was killed: it will not come back
-            study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
-        done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-        remaining = int(search.n_trials) - done
-        print(f"lossbench train: search {search.name} in {study_dir}: {done} of {search.n_trials} trials done, {max(remaining, 0)} to run")
+    base = compose_train(overrides)
+    search = base.hparams_search
+    study_dir = _study_dir(str(base.paths.output_dir), str(search.name), overrides)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(
+        study_name=str(search.name),
+        storage=f"sqlite:///{study_dir / 'study.db'}",
+        direction=str(search.direction),
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=int(search.seed) + len(_trials(optuna, None, study_dir, search))),
+    )
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        # left running by a process that was killed: it will not come back
+        study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+    done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    remaining = int(search.n_trials) - done
+    print(f"lossbench train: search {search.name} in {study_dir}: {done} of {search.n_trials} trials done, {max(remaining, 0)} to run")
 
-        def objective(trial):
-            params = {key: _suggest(trial, key, spec) for key, spec in search.params.items()}
-            trial_overrides = [*overrides, *(f"++{k}={v}" for k, v in params.items())]
-            cfg = compose("train", overrides=trial_overrides)
-            run_dir = study_dir / f"trial_{trial.number:03d}"
-            with claim(run_dir):
-                write_config_record(run_dir, cfg, trial_overrides)
-                summary = run_training(cfg, run_dir)
-            trial.set_user_attr("run_dir", str(run_dir))
-            if summary["status"] != "finished":
-                raise optuna.TrialPruned(f"the run {summary['status']}")
-            return _metric(summary, str(search.metric))
+    def objective(trial):
+        params = {key: _suggest(trial, key, spec) for key, spec in search.params.items()}
+        trial_overrides = [*overrides, *(f"++{k}={v}" for k, v in params.items())]
+        cfg = compose_train(trial_overrides)
+        run_dir = study_dir / f"trial_{trial.number:03d}"
+        with claim(run_dir):
+            write_config_record(run_dir, cfg, trial_overrides)
+            summary = run_training(cfg, run_dir)
+        trial.set_user_attr("run_dir", str(run_dir))
+        if summary["status"] != "finished":
+            raise optuna.TrialPruned(f"the run {summary['status']}")
+        return _metric(summary, str(search.metric))
 
-        if remaining > 0:
-            try:
-                study.optimize(objective, n_trials=remaining, catch=(UserError,))
-            except KeyboardInterrupt:
-                print(f"lossbench train: search interrupted; launch the same command again to resume ({study_dir})",
-                      file=sys.stderr)
-                return 130
-        return _report(optuna, study, study_dir, search)
+    if remaining > 0:
+        try:
+            study.optimize(objective, n_trials=remaining, catch=(UserError,))
+        except KeyboardInterrupt:
+            print(f"lossbench train: search interrupted; launch the same command again to resume ({study_dir})",
+                  file=sys.stderr)
+            return 130
+    return _report(optuna, study, study_dir, search)
 
 
 def _trials(optuna, study, study_dir, search) -> list:

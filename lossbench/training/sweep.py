@@ -24,9 +24,9 @@ from omegaconf import OmegaConf
 
 from lossbench.errors import UserError
 from lossbench.training.folder_lock import claim, live_owner, new_folder
+from lossbench.training.overrides import choices, parse, split_flags
 from lossbench.training.run_files import write_json
 
-SWEEP_FUNCTIONS = ("choice(", "range(", "interval(", "glob(", "tag(", "sort(", "shuffle(")
 MULTIRUN_FLAGS = ("-m", "--multirun")
 RUN_FILES = ("metrics.csv", "summary.json", "per_class.csv", "calibration.csv", "resolved_config.yaml", "last.pt")
 MAX_NAME = 80
@@ -43,24 +43,9 @@ def is_multirun(overrides: list[str]) -> bool:
     return any(arg in MULTIRUN_FLAGS for arg in overrides) or "hydra.mode=MULTIRUN" in overrides
 
 
-def _key(arg: str) -> str:
-    return arg.split("=", 1)[0].lstrip("+~")
-
-
-def is_swept(value: str) -> bool:
-    """A sweep value: a comma outside brackets, or one of Hydra's sweep functions."""
-    depth, swept = 0, False
-    for char in value:
-        depth += char in "[({"
-        depth -= char in "])}"
-        swept |= char == "," and depth == 0
-    return swept or any(f in value for f in SWEEP_FUNCTIONS)
-
-
-def task_overrides(overrides: list[str]) -> list[str]:
-    args = flags_then_overrides(overrides)
-    first = next((i for i, a in enumerate(args) if not a.startswith("-") and "=" in a), len(args))
-    return [a for a in args[first:] if "=" in a and not _key(a).startswith("hydra")]
+def task_overrides(args: list[str]) -> list[str]:
+    """The overrides that make the jobs (Hydra's own settings left out), as typed."""
+    return [o.input_line for o in parse(args).values() if not o.is_hydra_override()]
 
 
 def job_dir_name(number, overrides_dirname: str) -> str:
@@ -74,12 +59,13 @@ def job_dir_name(number, overrides_dirname: str) -> str:
 OmegaConf.register_new_resolver("lossbench_job_dir", job_dir_name, replace=True)
 
 
-def expected_jobs(overrides: list[str]) -> int:
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(task_overrides(overrides))
-    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+def expected_jobs(args: list[str]) -> int:
+    """How many jobs the sweep has: the product of the swept overrides' lengths."""
+    count = 1
+    for override in parse(task_overrides(args)).values():
+        if override.is_sweep_override():
+            count *= len(choices(override) or [None])
+    return count
 
 
 def _finished(job: Path) -> bool:
@@ -117,29 +103,6 @@ def unfinished_sweep(output_dir: Path, overrides: list[str]) -> Path | None:
     return None
 
 
-# Hydra's flags that take a value (argparse wants the overrides in one run, so
-# the command line is rebuilt as flags first, then overrides).
-VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp",
-               "--config-dir", "-cd", "--experimental-rerun")
-INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
-
-
-def flags_then_overrides(args: list[str]) -> list[str]:
-    flags, overrides, i = [], [], 0
-    while i < len(args):
-        arg = args[i]
-        if arg.startswith("-"):
-            flags.append(arg)
-            takes_value = arg in VALUE_FLAGS or (arg in ("--info", "-i") and i + 1 < len(args) and args[i + 1] in INFO_CHOICES)
-            if takes_value and i + 1 < len(args):
-                flags.append(args[i + 1])
-                i += 1
-        else:
-            overrides.append(arg)
-        i += 1
-    return flags + overrides
-
-
 def plan_sweep(overrides: list[str], output_dir: str) -> tuple[list[str], Path | None]:
     """The command line with the sweep's folder and job naming pinned, and that folder.
 
@@ -150,7 +113,8 @@ def plan_sweep(overrides: list[str], output_dir: str) -> tuple[list[str], Path |
     """
     plan = list(overrides)
     task = task_overrides(overrides)
-    given = [a.split("=", 1)[1] for a in overrides if _key(a) == "hydra.sweep.dir"]
+    parsed = parse(overrides)
+    given = [str(parsed["hydra.sweep.dir"].value())] if "hydra.sweep.dir" in parsed else []
     # one launch at a time chooses (and records) its folder, so that the same
     # command started twice at once finds the first one's sweep and joins it
     with claim(Path(given[0]) if given else Path(output_dir) / "multirun", wait_s=60):
@@ -172,9 +136,10 @@ def plan_sweep(overrides: list[str], output_dir: str) -> tuple[list[str], Path |
         if _recorded_task(sweep_dir) is None:
             sweep_dir.mkdir(parents=True, exist_ok=True)
             write_json(sweep_dir / SWEEP_RECORD, {"task": task})
-    constant = sorted({_key(a) for a in task_overrides(overrides) if not is_swept(a.split("=", 1)[1])})
+    constant = sorted(key for key, o in parsed.items() if not o.is_hydra_override() and not o.is_sweep_override())
     plan.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(constant)}]")
-    return flags_then_overrides(plan), sweep_dir
+    flags, plan = split_flags(plan)
+    return flags + plan, sweep_dir
 
 
 def prepare_job(run_dir: Path) -> str:

@@ -1,6 +1,6 @@
 """Independent float64 NumPy reference for the lossbench classification losses.
 
-Written directly from SPEC.md section 2, without looking at the library's
+Written directly from the losses' formulas, without looking at the library's
 implementation. Pure NumPy, float64, natural log. Every function returns the
 PER-SAMPLE loss as a 1-D float64 array of shape (N,) (ref_class_weights returns
 the (K,) weight vector, ref_psi is elementwise over theta, ref_supcon returns one
@@ -366,7 +366,7 @@ def ref_poly1(logits, target, epsilon=1.0):
 
 
 # ----------------------------------------------------------------------------
-# self-check against the SPEC test vectors and identities
+# self-check against the published test vectors and identities
 # ----------------------------------------------------------------------------
 
 if __name__ == "__main__":
@@ -378,7 +378,7 @@ if __name__ == "__main__":
         assert a.shape == b.shape or b.ndim == 0, (a.shape, b.shape)
         assert np.all(np.abs(a - b) <= tol), (a, b, np.abs(a - b).max())
 
-    # SPEC vector 1
+    # test vector 1
     z = [[0.1, 0.2, 0.3, 0.4], [0.1, 0.1, 0.1, 0.1]]
     y = [2, 3]
     close(ref_ce(z, y).mean(), 1.364415)
@@ -386,19 +386,19 @@ if __name__ == "__main__":
     close(ref_nll(_log_softmax(z), y), ref_ce(z, y), 1e-12)
     assert ref_ce(z, y).shape == (2,) and ref_ce(z, y).dtype == np.float64
 
-    # SPEC vector 2
+    # test vector 2
     z = [[0.1, 8, 0.1], [0.1, 0.1, 8]]
     y = [1, 2]
     close(ref_label_smoothing(z, y, 0.2, exclusive=True).mean(), 1.580741)
     close(ref_label_smoothing(z, y, 0.2, exclusive=False).mean(), 1.054075)
 
-    # SPEC vector 3
+    # test vector 3
     z = [np.log([0.1, 0.1, 0.1, 0.36, 0.34])]
     y = [3]
     close(ref_ce(z, y), [1.021651])
     close(ref_label_smoothing(z, y, 0.1), [1.099650])
 
-    # SPEC focal vectors (2 classes: logits log([1-p, p]) give p_y = p)
+    # focal test vectors (2 classes: logits log([1-p, p]) give p_y = p)
     close(ref_focal([np.log([0.1, 0.9])], [1], gamma=2.0), [1.0536e-3], 1e-7)
     close(ref_focal([np.log([0.4, 0.6])], [1], gamma=2.0), [8.1732e-2], 1e-6)
 

@@ -2,14 +2,11 @@
 
 import csv
 
-from hydra import compose, initialize_config_dir
-
-from lossbench.config_dir import config_dir
+from lossbench.training import compose
 
 
 def compose_train(*overrides: str):
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=["dataset=digits", "trainer.progress=false", *overrides])
+    return compose.compose_train(["dataset=digits", "trainer.progress=false", *overrides])
 
 
 def read_rows(run_dir):

@@ -1,0 +1,25 @@
+"""The one way a training config is made: Hydra composes ``configs/train.yaml``
+with the command line's overrides. The ``loss`` group's options are made here
+from each loss's knob table rather than kept in files, so that a knob's
+default is written once."""
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
+
+from lossbench.config_dir import config_dir
+from lossbench.losses import LOSSES, config_node
+
+
+def register_loss_configs() -> None:
+    store = ConfigStore.instance()
+    for name in LOSSES:
+        store.store(group="loss", name=name, node=config_node(name))
+
+
+def compose_train(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="train"):
+        return compose("train", overrides=overrides, return_hydra_config=return_hydra_config)
+
+
+register_loss_configs()
