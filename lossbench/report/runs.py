@@ -2,17 +2,16 @@
 running or wrote broken files is read as far as it goes, never dropped. A run
 whose folder a process still holds is ``running``, never read as finished."""
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from lossbench.errors import UserError
 from lossbench.diagnosis import Diagnosis, diagnose
 from lossbench.training.folder_lock import LockOwner, live_owner
+from lossbench.training.run_dir import RunDir
 
 
 @dataclass
@@ -83,7 +82,7 @@ def find_run_dirs(paths: list[str]) -> list[Path]:
         root = Path(given)
         if not root.exists():
             raise UserError(f"{root} does not exist: give a run directory, a multirun directory or a folder of runs")
-        runs = {p.parent for name in ("metrics.csv", "summary.json") for p in root.rglob(name)}
+        runs = {p.parent for name in (RunDir.METRICS, RunDir.SUMMARY) for p in root.rglob(name)}
         found += sorted((r for r in runs if "attempts" not in r.relative_to(root).parts),
                         key=lambda p: [_natural(s) for s in p.parts])
     if not found:
@@ -106,33 +105,22 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
         return None
 
 
-def _read_yaml(path: Path):
-    try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-
-
 def load_run(path: Path, name: str) -> Run:
-    metrics = _read_csv(path / "metrics.csv")
+    run_dir = RunDir(path)
+    metrics = _read_csv(run_dir / RunDir.METRICS)
     if metrics is None:
         metrics = pd.DataFrame()
     numeric = [c for c in metrics.columns if c != "epoch"]
     metrics[numeric] = metrics[numeric].apply(pd.to_numeric, errors="coerce")
-    try:
-        summary = json.loads((path / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        summary = {}
     return Run(
         path=path,
         name=name,
         metrics=metrics,
-        summary=summary,
-        # what ran, interpolations resolved; Hydra's copy for runs that never started training
-        config=_read_yaml(path / "resolved_config.yaml") or _read_yaml(path / ".hydra" / "config.yaml") or {},
-        overrides=_read_yaml(path / ".hydra" / "overrides.yaml") or [],
-        per_class=_read_csv(path / "per_class.csv"),
-        calibration=_read_csv(path / "calibration.csv"),
+        summary=run_dir.summary() or {},
+        config=run_dir.config() or {},
+        overrides=run_dir.overrides() or [],
+        per_class=_read_csv(run_dir / RunDir.PER_CLASS),
+        calibration=_read_csv(run_dir / RunDir.CALIBRATION),
         writer=live_owner(path),
     )
 

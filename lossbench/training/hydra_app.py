@@ -1,6 +1,5 @@
 """The Hydra application behind ``lossbench train``."""
 
-import json
 import re
 import shlex
 import shutil
@@ -10,7 +9,6 @@ import traceback
 from pathlib import Path
 
 import hydra
-import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.types import RunMode
@@ -22,9 +20,11 @@ from lossbench.config_dir import config_dir
 from lossbench.training.compose import compose_train
 from lossbench.training.overrides import check_command_line, not_a_setting, output_dir_of, parse, split_flags
 from lossbench.training.sweep import is_multirun, plan_sweep, prepare_job, unfinished_jobs
-from lossbench.training.run import format_summary_table, refuse_existing_run, run_training
+from lossbench.formatting import format_summary_table
+from lossbench.training.run import run_training
 from lossbench.training.folder_lock import LOCK_NAME, FolderBusy, claim, live_owner, new_folder
-from lossbench.training.run_files import write_config_record, write_json
+from lossbench.training.run_dir import RunDir
+from lossbench.training.run_files import write_config_record
 from lossbench.training.stop_signals import stop_on_signals
 
 # Exit codes: 2 for the user's mistakes, 1 for a run that diverged or failed,
@@ -35,17 +35,6 @@ HYDRA_FILES = {".hydra", "train.log", LOCK_NAME}
 
 def _error(message: str) -> None:
     print(f"lossbench train: error: {message}", file=sys.stderr)
-
-
-def _record_failure(run_dir: Path, message: str) -> None:
-    """In a sweep, a job that cannot run says so in its summary.json, for the report."""
-    path = run_dir / "summary.json"
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        summary = {}
-    summary.update(status="failed", error=message)
-    write_json(path, summary)
 
 
 def _hydra_value(path: Path) -> str:
@@ -59,7 +48,7 @@ def _hydra_value(path: Path) -> str:
 
 def _resume_command(run_dir: Path) -> str:
     """The command that continues ``run_dir``, for a shell; None before its first epoch ends."""
-    if not (run_dir / "last.pt").is_file():
+    if not RunDir(run_dir).has_checkpoint():
         return None
     kept = [o for o in HydraConfig.get().overrides.task if not o.startswith(("trainer.resume=", "hydra."))]
     return shlex.join(["lossbench", "train", *kept, f"trainer.resume={_hydra_value(run_dir)}"])
@@ -68,13 +57,6 @@ def _resume_command(run_dir: Path) -> str:
 def _how_to_continue(run_dir: Path) -> str:
     command = _resume_command(run_dir)
     return f"resume with: {command}" if command else "no epoch was completed: start it again"
-
-
-def _recorded_overrides(run_dir: Path) -> list[str] | None:
-    try:
-        return list(yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()))
-    except (OSError, yaml.YAMLError, TypeError):
-        return None
 
 
 def _train_job(cfg: DictConfig):
@@ -97,7 +79,7 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
     resume = cfg.trainer.resume is not None
     overrides = list(HydraConfig.get().overrides.task)
     if sweeping:
-        made_by = _recorded_overrides(run_dir)
+        made_by = RunDir(run_dir).overrides()
         if made_by is not None and sorted(made_by) != sorted(overrides):
             _error(f"{run_dir} holds a job of another sweep ({' '.join(made_by)}): left as it is; "
                    f"give this sweep its own hydra.sweep.dir")
@@ -105,18 +87,18 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
         action = prepare_job(run_dir)
         if action == "skip":
             print(f"lossbench train: {run_dir.name} has finished (in an earlier or a concurrent launch): skipped")
-            return json.loads((run_dir / "summary.json").read_text())["best"].get("test_acc")
+            return RunDir(run_dir).summary()["best"].get("test_acc")
         resume = action == "resume"
     try:
         if not resume:
-            refuse_existing_run(run_dir)  # before .hydra/ is written: a refused run changes nothing
+            RunDir(run_dir).refuse_existing_run()  # before .hydra/ is written: a refused run changes nothing
         write_config_record(run_dir, cfg, overrides, HydraConfig.instance().cfg)
         with stop_on_signals() as stop:
             summary = run_training(cfg, run_dir, resume=resume, stop=stop)
     except UserError as e:
         _error(str(e))
         if sweeping:
-            _record_failure(run_dir, str(e))
+            RunDir(run_dir).record_failure(str(e))
             return None
         if {p.name for p in run_dir.iterdir()} <= HYDRA_FILES:
             # nothing of ours was written: leave no empty run behind
@@ -130,7 +112,7 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
             raise
         _error(f"{run_dir}: {type(e).__name__}: {e}")
         traceback.print_exc()
-        _record_failure(run_dir, f"{type(e).__name__}: {e}")
+        RunDir(run_dir).record_failure(f"{type(e).__name__}: {e}")
         return None
     if summary["status"] == "interrupted":
         _error(f"stopped by {summary.get('stopped_by', 'a signal')} after epoch {summary['epochs_completed']}; "

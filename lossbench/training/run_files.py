@@ -7,12 +7,10 @@ import math
 import os
 from pathlib import Path
 
-import torch
-
 from lossbench.errors import UserError
 
 
-def _replace_atomically(path: Path, write) -> None:
+def replace_atomically(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -38,11 +36,11 @@ def _finite_or_none(value):
 
 def write_json(path: Path, data: dict) -> None:
     text = json.dumps(_finite_or_none(data), indent=2, default=_jsonable, allow_nan=False) + "\n"
-    _replace_atomically(path, lambda f: f.write(text.encode()))
+    replace_atomically(path, lambda f: f.write(text.encode()))
 
 
 def write_text(path: Path, text: str) -> None:
-    _replace_atomically(path, lambda f: f.write(text.encode()))
+    replace_atomically(path, lambda f: f.write(text.encode()))
 
 
 def write_csv(path: Path, columns, rows) -> None:
@@ -52,7 +50,7 @@ def write_csv(path: Path, columns, rows) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _replace_atomically(path, lambda f: f.write(buffer.getvalue().encode()))
+    replace_atomically(path, lambda f: f.write(buffer.getvalue().encode()))
 
 
 def write_config_record(run_dir: Path, config, overrides, hydra_config=None) -> None:
@@ -66,10 +64,6 @@ def write_config_record(run_dir: Path, config, overrides, hydra_config=None) -> 
     write_text(record / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
     if hydra_config is not None:
         write_text(record / "hydra.yaml", OmegaConf.to_yaml(hydra_config))
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    _replace_atomically(path, lambda f: torch.save(state, f))
 
 
 def _jsonable(value):

@@ -25,10 +25,10 @@ from omegaconf import OmegaConf
 from lossbench.errors import UserError
 from lossbench.training.folder_lock import claim, live_owner, new_folder
 from lossbench.training.overrides import choices, parse, split_flags
+from lossbench.training.run_dir import RunDir
 from lossbench.training.run_files import write_json
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
-RUN_FILES = ("metrics.csv", "summary.json", "per_class.csv", "calibration.csv", "resolved_config.yaml", "last.pt")
 MAX_NAME = 80
 SWEEP_RECORD = ".lossbench_sweep.json"
 
@@ -68,13 +68,6 @@ def expected_jobs(args: list[str]) -> int:
     return count
 
 
-def _finished(job: Path) -> bool:
-    try:
-        return json.loads((job / "summary.json").read_text()).get("status") == "finished"
-    except (OSError, json.JSONDecodeError):
-        return False
-
-
 def _recorded_task(sweep: Path) -> list[str] | None:
     """The overrides of the command that made ``sweep``: written by lossbench when
     it chose the folder, or else Hydra's multirun.yaml (written when jobs start)."""
@@ -97,7 +90,7 @@ def unfinished_sweep(output_dir: Path, overrides: list[str]) -> Path | None:
         if _recorded_task(sweep) is None or sorted(_recorded_task(sweep)) != wanted:
             continue
         jobs = [p for p in sweep.iterdir() if p.is_dir()]
-        if sum(_finished(j) for j in jobs) < expected:
+        if sum(RunDir(j).finished() for j in jobs) < expected:
             return sweep
         return None
     return None
@@ -142,23 +135,21 @@ def plan_sweep(overrides: list[str], output_dir: str) -> tuple[list[str], Path |
     return flags + plan, sweep_dir
 
 
-def prepare_job(run_dir: Path) -> str:
+def prepare_job(path: Path) -> str:
     """What to do with a job folder: ``skip`` (finished), ``resume`` (interrupted
     with a checkpoint), or ``fresh`` (an earlier failed attempt's files move to attempts/N/)."""
-    if _finished(run_dir):
+    run_dir = RunDir(path)
+    status = run_dir.status()
+    if status == "finished":
         return "skip"
-    try:
-        status = json.loads((run_dir / "summary.json").read_text()).get("status")
-    except (OSError, json.JSONDecodeError):
-        status = None
-    if status in ("interrupted", "running") and (run_dir / "last.pt").is_file():
+    if status in ("interrupted", "running") and run_dir.has_checkpoint():
         return "resume"
-    previous = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    previous = run_dir.previous_files()
     if previous:
         attempt = 1
-        while (run_dir / "attempts" / str(attempt)).exists():
+        while (path / "attempts" / str(attempt)).exists():
             attempt += 1
-        target = run_dir / "attempts" / str(attempt)
+        target = path / "attempts" / str(attempt)
         target.mkdir(parents=True)
         for path in previous:
             shutil.move(str(path), target / path.name)
@@ -169,10 +160,9 @@ def unfinished_jobs(sweep_dir: Path) -> list[tuple[str, str]]:
     """(job folder, why) for every job of the sweep that did not finish."""
     problems = []
     for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()):
-        try:
-            summary = json.loads((job / "summary.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            problems.append((job.name, "no summary.json: the job died before it started training"))
+        summary = RunDir(job).summary()
+        if summary is None:
+            problems.append((job.name, f"no {RunDir.SUMMARY}: the job died before it started training"))
             continue
         status = summary.get("status")
         if status != "finished":

@@ -7,7 +7,7 @@ from lossbench.checks import check_choice, check_flag, check_number
 from lossbench.data.dataset import num_classes_of, source_of
 from lossbench.data.long_tail import PROFILES
 from lossbench.errors import UserError
-from lossbench.losses import build_loss
+from lossbench.losses import loss_class
 from lossbench.training.device import PRECISIONS
 from lossbench.training.optim import OPTIMIZERS, SCHEDULES
 
@@ -92,7 +92,5 @@ def validate_config(cfg: DictConfig) -> None:
     _check_dataset(cfg.dataset)
     _check_optim(cfg.optim)
     _check_sched(cfg.sched)
-    # The loss's own checks, on stand-in sizes, so a bad knob is caught before
-    # any data is read (or downloaded).
-    classes = num_classes_of(str(cfg.dataset.name))
-    build_loss(str(cfg.loss.name), num_classes=classes, embedding_dim=8, class_counts=[1] * classes, **loss_knobs(cfg))
+    # the loss's knob table, so that a bad knob is caught before any data is read (or downloaded)
+    loss_class(str(cfg.loss.name)).settings_from(loss_knobs(cfg), num_classes_of(str(cfg.dataset.name)))

@@ -1,0 +1,135 @@
+"""A run's folder: the one owner of its file names and of how each file is
+read and written (atomically, see run_files). Training, resume, sweeps,
+searches and the report all go through it."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import torch
+import yaml
+
+from lossbench.errors import UserError
+from lossbench.training.run_files import MetricsCSV, replace_atomically, write_csv, write_json, write_text
+
+
+class RunDir:
+    METRICS = "metrics.csv"
+    SUMMARY = "summary.json"
+    PER_CLASS = "per_class.csv"
+    CALIBRATION = "calibration.csv"
+    CONFIG = "resolved_config.yaml"  # what ran, interpolations resolved
+    CHECKPOINT = "last.pt"
+    # what a run writes (beside .hydra/ and its lock): an earlier attempt's are moved aside together
+    FILES = (METRICS, SUMMARY, PER_CLASS, CALIBRATION, CONFIG, CHECKPOINT)
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # summary.json: the run's status, final and best metrics, diagnosis
+
+    def summary(self) -> dict | None:
+        """None when the run has none yet, or it cannot be read (a run killed before writing it)."""
+        try:
+            summary = json.loads((self / self.SUMMARY).read_text())
+        except (OSError, ValueError):
+            return None
+        return summary if isinstance(summary, dict) else None
+
+    def status(self) -> str | None:
+        return (self.summary() or {}).get("status")
+
+    def finished(self) -> bool:
+        return self.status() == "finished"
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self / self.SUMMARY, summary)
+
+    def record_failure(self, message: str) -> None:
+        """A run that could not train says so, for the sweep's list and the report."""
+        self.write_summary({**(self.summary() or {}), "status": "failed", "error": message})
+
+    # resolved_config.yaml
+
+    def config(self) -> dict | None:
+        """What ran; a run older than resolved_config.yaml falls back to Hydra's record."""
+        for path in (self / self.CONFIG, self / ".hydra" / "config.yaml"):
+            try:
+                config = yaml.safe_load(path.read_text())
+            except (OSError, yaml.YAMLError):
+                continue
+            if isinstance(config, dict):
+                return config
+        return None
+
+    def write_config(self, cfg) -> None:
+        from omegaconf import OmegaConf
+
+        write_text(self / self.CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
+
+    def overrides(self) -> list[str] | None:
+        """The command-line overrides that made the run, as Hydra records them."""
+        try:
+            overrides = yaml.safe_load((self / ".hydra" / "overrides.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            return None
+        return [str(o) for o in overrides] if isinstance(overrides, list) else None
+
+    # metrics.csv: one row per completed epoch
+
+    def holds_run(self) -> bool:
+        return (self / self.METRICS).exists()
+
+    def refuse_existing_run(self) -> None:
+        if self.holds_run():
+            raise UserError(f"{self.path} already holds a run ({self.METRICS}): resume it with "
+                            f"trainer.resume={self.path}, or choose another output directory")
+
+    def metrics_writer(self, columns, append: bool) -> MetricsCSV:
+        return MetricsCSV(self / self.METRICS, columns, append=append)
+
+    def truncate_metrics(self, epochs: int) -> list[dict]:
+        """Keep the header and the rows of the first ``epochs`` epochs (a row cut
+        short by a kill goes too); return those rows, as numbers."""
+        path = self / self.METRICS
+        with open(path, newline="") as f:
+            lines = f.read().split("\n")
+        header = lines[0]
+        body = [line for line in lines[1:] if line.count(",") == header.count(",")]
+        kept = [line for line in body if line.split(",", 1)[0].isdigit() and int(line.split(",", 1)[0]) <= epochs]
+        write_text(path, "\n".join([header, *kept]) + "\n")
+        return [{k: (float(v) if v not in ("", "nan") else (math.nan if v == "nan" else None)) for k, v in row.items()}
+                for row in csv.DictReader([header, *kept])]
+
+    def write_per_class(self, columns, rows) -> None:
+        write_csv(self / self.PER_CLASS, columns, rows)
+
+    def write_calibration(self, columns, rows) -> None:
+        write_csv(self / self.CALIBRATION, columns, rows)
+
+    # last.pt: everything needed to continue exactly where the run stopped
+
+    def has_checkpoint(self) -> bool:
+        return (self / self.CHECKPOINT).is_file()
+
+    def save_checkpoint(self, **state) -> None:
+        replace_atomically(self / self.CHECKPOINT, lambda f: torch.save(state, f))
+
+    def load_checkpoint(self) -> dict:
+        path = self / self.CHECKPOINT
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except FileNotFoundError:
+            raise UserError(f"{path} does not exist: the run has no completed epoch to resume from") from None
+        except Exception as e:  # a truncated or foreign file
+            raise UserError(f"{path} cannot be read ({type(e).__name__}: {e}): the run cannot be resumed") from None
+
+    def previous_files(self) -> list[Path]:
+        return [self / name for name in self.FILES if (self / name).exists()]
