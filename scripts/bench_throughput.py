@@ -79,7 +79,7 @@ def device_label(device: torch.device) -> str:
 
 def write_data(root: Path, train_images: int) -> Path:
     """Synthetic CIFAR-10 with ``train_images`` training images and a fifth as many test images (100 at least)."""
-    from lossbench.data.synthetic_cifar import write_synthetic_cifar10
+    from synthetic_cifar import write_synthetic_cifar10
 
     write_synthetic_cifar10(root, train_per_class=train_images // 10, test_per_class=max(train_images // 50, 10))
     return root

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from lossbench.data.synthetic_cifar import write_synthetic_cifar10
+from synthetic_cifar import write_synthetic_cifar10
 
 
 @pytest.fixture

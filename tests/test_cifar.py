@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lossbench.data.synthetic_cifar import write_synthetic_cifar10
+from synthetic_cifar import write_synthetic_cifar10
 from lossbench.config_dir import config_dir
 from lossbench.data.cifar import LAYOUTS, load_cifar, read_batch_file
 from lossbench.data.dataset import load_dataset
