@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from lossbench.errors import UserError
 from lossbench.diagnosis import Diagnosis
 from lossbench.config_dir import config_dir
-from lossbench.training.compose import compose_train
+from lossbench.training.compose import compose_train, resolved
 from lossbench.training.overrides import check_command_line, not_a_setting, output_dir_of, parse, split_flags
 from lossbench.training.sweep import is_multirun, plan_sweep, prepare_job, unfinished_jobs
 from lossbench.formatting import format_summary_table
@@ -145,7 +145,7 @@ def claim_run_folder(overrides: list[str]) -> list[str]:
     run_dir = Path(str(OmegaConf.select(composed, "hydra.run.dir"))).expanduser()
     with open_dict(composed):
         del composed["hydra"]
-    config = OmegaConf.to_container(composed, resolve=True)
+    config = resolved(composed)
     resume = parse(overrides).get("trainer.resume")
     value = resume.value() if resume is not None else None
     if value is not None:

@@ -8,6 +8,7 @@ from lossbench.data.dataset import num_classes_of, source_of
 from lossbench.data.long_tail import PROFILES
 from lossbench.errors import UserError
 from lossbench.losses import loss_class
+from lossbench.training.compose import resolved
 from lossbench.training.device import PRECISIONS
 from lossbench.training.optim import OPTIMIZERS, SCHEDULES
 
@@ -87,6 +88,7 @@ def loss_knobs(cfg: DictConfig) -> dict:
 
 
 def validate_config(cfg: DictConfig) -> None:
+    resolved(cfg)
     check_number("seed", cfg.seed, 0, integer=True)
     _check_trainer(cfg.trainer)
     _check_dataset(cfg.dataset)
