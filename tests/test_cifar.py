@@ -111,7 +111,7 @@ def test_download_with_wrong_checksum_is_refused(tmp_path, served_archive):
 
 def test_long_tailed_cifar_from_config(cifar_dir):
     cfg = OmegaConf.load(config_dir() / "dataset" / "cifar10.yaml")
-    cfg.name, cfg.imbalance_ratio = "cifar10_lt", 10
+    cfg.name, cfg.imbalance_ratio, cfg.val_fraction = "cifar10_lt", 10, 0
     data = load_dataset(cfg, cifar_dir, torch.device("cpu"))
     expected = [int(np.floor(30 * 10 ** (-c / 9) + 1e-9)) for c in range(10)]
     assert data.class_counts == expected == [30, 23, 17, 13, 10, 8, 6, 5, 3, 3]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lossbench.training.metrics import EpochTally, class_groups, summarize_test
+from lossbench.training.metrics import EpochTally, class_groups, summarize_split
 
 
 def test_class_groups_are_thirds_by_count():
@@ -21,7 +21,7 @@ def test_tally_on_known_numbers():
     labels = torch.tensor([0, 0, 0, 1])
     tally = EpochTally(3, torch.device("cpu"))
     tally.add(probs.log(), labels, torch.tensor(2.0), calibration=True)
-    row, per_class, bins = summarize_test(tally.read(), ["head", "medium", "tail"])
+    row, per_class, bins = summarize_split("test", tally.read(), ["head", "medium", "tail"])
     assert row["test_acc"] == 0.5
     assert np.allclose(per_class[:2], [2 / 3, 0.0]) and math.isnan(per_class[2])
     assert math.isclose(row["test_balanced_acc"], 1 / 3)
@@ -41,5 +41,5 @@ def test_tally_on_known_numbers():
 def test_no_groups_for_balanced_data():
     tally = EpochTally(2, torch.device("cpu"))
     tally.add(torch.tensor([[2.0, 0.0]]), torch.tensor([0]), torch.tensor(0.1), calibration=True)
-    row, _, _ = summarize_test(tally.read(), None)
+    row, _, _ = summarize_split("test", tally.read(), None)
     assert row["test_head_acc"] is None and row["test_tail_acc"] is None

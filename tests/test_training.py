@@ -61,12 +61,12 @@ def test_fp16_with_grad_scaler_trains():
     train = DeviceBatches(data.train, 64, normalize, torch.Generator().manual_seed(0), shuffle=True)
     optimizer = build_optimizer(model.parameters(), cfg.optim, device)
     trainer = Trainer(
-        model, build_loss("ce"), data, train, DeviceBatches(data.test, 512, normalize), optimizer,
+        model, build_loss("ce"), data, train, {"test": DeviceBatches(data.test, 512, normalize)}, optimizer,
         build_scheduler(optimizer, cfg.sched, len(train), 3), resolve_precision("fp16", device), device, None, progress=False,
     )
     assert trainer.scaler.is_enabled()
     rows = [trainer.train_epoch(e) for e in range(1, 4)]
-    test_row, _, _ = trainer.evaluate()
+    test_row = trainer.evaluate("test").row
     assert all(math.isfinite(r["train_loss"]) for r in rows)
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert test_row["test_acc"] > 0.85

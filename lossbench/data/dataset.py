@@ -9,6 +9,7 @@ import torch
 from lossbench.data.cifar import load_cifar
 from lossbench.data.digits import load_digits_split
 from lossbench.data.long_tail import long_tail_indices
+from lossbench.data.validation_split import validation_indices
 from lossbench.errors import UserError
 
 # each source and its number of classes
@@ -28,9 +29,10 @@ class Split:
 class ImageDataset:
     name: str
     train: Split
+    val: Split | None  # held out of the training set (dataset.val_fraction); None without
     test: Split
     num_classes: int
-    class_counts: list[int]  # training images per class, in class order
+    class_counts: list[int]  # training images per class, in class order (validation images left out)
     mean: torch.Tensor  # per channel, in [0, 1] units, of the training images
     std: torch.Tensor
     long_tailed: bool
@@ -67,8 +69,13 @@ def _channel_stats(images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
+def _split(images: np.ndarray, labels: np.ndarray, device: torch.device) -> Split:
+    return Split(torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device))
+
+
 def load_dataset(cfg, data_dir: Path, device: torch.device) -> ImageDataset:
-    """Read, validate, subsample to the configured long tail and move to ``device``."""
+    """Read, validate, subsample to the configured long tail, hold out the
+    validation split and move to ``device``."""
     train_x, train_y, test_x, test_y = _read_arrays(cfg, data_dir)
     num_classes = num_classes_of(str(cfg.name))
     present = np.unique(train_y)
@@ -81,11 +88,18 @@ def load_dataset(cfg, data_dir: Path, device: torch.device) -> ImageDataset:
     if ratio != 1:
         keep = long_tail_indices(train_y, num_classes, ratio, str(cfg.profile), int(cfg.subsample_seed))
         train_x, train_y = train_x[keep], train_y[keep]
+    fraction = float(cfg.get("val_fraction") or 0)
+    val = None
+    if fraction > 0:
+        keep, held = validation_indices(train_y, num_classes, fraction, int(cfg.val_seed))
+        val = _split(train_x[held], train_y[held], device)
+        train_x, train_y = train_x[keep], train_y[keep]
     mean, std = _channel_stats(train_x)
     return ImageDataset(
         name=str(cfg.name),
-        train=Split(torch.from_numpy(train_x).to(device), torch.from_numpy(train_y).to(device)),
-        test=Split(torch.from_numpy(test_x).to(device), torch.from_numpy(test_y).to(device)),
+        train=_split(train_x, train_y, device),
+        val=val,
+        test=_split(test_x, test_y, device),
         num_classes=num_classes,
         class_counts=np.bincount(train_y, minlength=num_classes).tolist(),
         mean=mean.to(device),

@@ -12,7 +12,8 @@ from lossbench.errors import UserError
 from lossbench.training.run_dir import RunDir
 
 # what must match for a checkpoint to continue under a config
-IDENTITY_KEYS = ("dataset.name", "dataset.imbalance_ratio", "dataset.profile", "model.name", "loss.name")
+IDENTITY_KEYS = ("dataset.name", "dataset.imbalance_ratio", "dataset.profile", "dataset.val_fraction", "dataset.val_seed",
+                 "model.name", "loss.name")
 
 
 def rng_state(generator: torch.Generator) -> dict:

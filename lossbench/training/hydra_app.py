@@ -87,7 +87,7 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
         action = prepare_job(run_dir)
         if action == "skip":
             print(f"lossbench train: {run_dir.name} has finished (in an earlier or a concurrent launch): skipped")
-            return RunDir(run_dir).summary()["best"].get("test_acc")
+            return RunDir(run_dir).summary()["selected"].get("test_acc")
         resume = action == "resume"
     try:
         if not resume:
@@ -122,7 +122,7 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
     print(f"\n{format_summary_table(summary)}\n\ndiagnosis: {diagnosis}\n\nstatus: {summary['status']}    run directory: {run_dir}")
     if summary["status"] != "finished" and not sweeping:
         raise SystemExit(EXIT_FAILED)
-    return summary["best"].get("test_acc")
+    return summary["selected"].get("test_acc")
 
 
 def _pinned(overrides: list[str], run_dir: Path, resume: bool) -> list[str]:

@@ -11,6 +11,11 @@ METRIC_COLUMNS = (
     "lr",
     "train_loss",
     "train_acc",
+    "val_loss",
+    "val_nll",
+    "val_acc",
+    "val_balanced_acc",
+    "val_ece",
     "test_loss",
     "test_nll",
     "test_acc",
@@ -105,20 +110,27 @@ def _mean_present(values: np.ndarray) -> float:
     return float(present.mean()) if present.size else math.nan
 
 
-def summarize_test(sums: dict, groups: list[str] | None):
-    """(test columns of a metrics row, per-class accuracy, calibration bins)."""
+def group_accuracies(per_class: np.ndarray, groups: list[str] | None) -> dict:
+    """Mean accuracy of the head, medium and tail classes (None without groups)."""
+    out = {}
+    for name in GROUPS:
+        members = [c for c, g in enumerate(groups or []) if g == name]
+        out[name] = _mean_present(per_class[members]) if members else None
+    return out
+
+
+def summarize_split(split: str, sums: dict, groups: list[str] | None):
+    """(the split's columns of a metrics row, per-class accuracy, calibration bins)."""
     n = max(int(sums["seen"].sum()), 1)
     per_class = per_class_accuracy(sums["seen"], sums["correct"])
     row = {
-        "test_loss": sums["loss_sum"] / n,
-        "test_nll": sums["nll_sum"] / n,
-        "test_acc": float(sums["correct"].sum() / n),
-        "test_balanced_acc": _mean_present(per_class),
-        "test_ece": expected_calibration_error(sums["bin_count"], sums["bin_confidence"], sums["bin_correct"]),
+        f"{split}_loss": sums["loss_sum"] / n,
+        f"{split}_nll": sums["nll_sum"] / n,
+        f"{split}_acc": float(sums["correct"].sum() / n),
+        f"{split}_balanced_acc": _mean_present(per_class),
+        f"{split}_ece": expected_calibration_error(sums["bin_count"], sums["bin_confidence"], sums["bin_correct"]),
     }
-    for name in GROUPS:
-        members = [c for c, g in enumerate(groups or []) if g == name]
-        row[f"test_{name}_acc"] = _mean_present(per_class[members]) if members else None
+    row.update({f"{split}_{name}_acc": value for name, value in group_accuracies(per_class, groups).items()})
     return row, per_class, reliability_rows(sums)
 
 

@@ -24,6 +24,7 @@ from lossbench.losses import build_loss
 from lossbench.losses.class_weights import class_weights
 from lossbench.models import build_model
 from lossbench.diagnosis import diagnose
+from lossbench.posthoc import posthoc_results
 from lossbench.training.device import (
     device_name,
     prepare_compile,
@@ -37,6 +38,7 @@ from lossbench.training.metrics import METRIC_COLUMNS, RELIABILITY_COLUMNS, clas
 from lossbench.training.optim import build_optimizer, build_scheduler
 from lossbench.training.run_dir import RunDir
 from lossbench.training.run_files import format_value
+from lossbench.training.selection import ORACLE_METRIC, Selection, selection_for
 from lossbench.training.trainer import Trainer
 from lossbench.training.validate import compile_mode, loss_knobs, validate_config
 
@@ -80,26 +82,28 @@ def _versions() -> dict:
     }
 
 
-PER_CLASS_COLUMNS = ("class", "train_count", "group", "test_acc_last", "test_acc_best")
+PER_CLASS_COLUMNS = ("class", "train_count", "group", "test_acc_last", "test_acc_selected")
 
 
-def _per_class_rows(counts, groups, last, best) -> list[dict]:
+def _per_class_rows(counts, groups, last, selected) -> list[dict]:
     return [
         {
             "class": c,
             "train_count": counts[c],
             "group": groups[c] if groups else "",
             "test_acc_last": "" if last is None else f"{last[c]:.6g}",
-            "test_acc_best": "" if best is None else f"{best[c]:.6g}",
+            "test_acc_selected": "" if selected is None else f"{selected[c]:.6g}",
         }
         for c in range(len(counts))
     ]
 
 
 def diagnose_rows(rows: list[dict]):
+    # the best epoch the diagnosis names is a validation one where there is a split
+    accuracy = "val_acc" if rows and rows[0].get("val_acc") is not None else "test_acc"
     return diagnose(
         [r["epoch"] for r in rows], [r["train_loss"] for r in rows], [r["test_loss"] for r in rows],
-        [r["test_acc"] for r in rows],
+        [r[accuracy] for r in rows],
     )
 
 
@@ -117,6 +121,7 @@ class Setup:
     trainer: Trainer
     groups: list[str] | None
     class_weight_at: object  # epoch -> the class weights of that epoch
+    selection: Selection
 
 
 @dataclass
@@ -126,8 +131,13 @@ class Progress:
     start_epoch: int
     summary: dict
     rows: list[dict] = field(default_factory=list)
-    best_acc: float = -1.0
-    best_per_class: list | None = None
+    selected_value: float | None = None  # of the selection metric at the selected epoch
+    selected_per_class: list | None = None
+    oracle_acc: float = -1.0
+
+    def checkpoint_state(self) -> dict:
+        return {"selected_value": self.selected_value, "selected_per_class": self.selected_per_class,
+                "oracle_acc": self.oracle_acc}
 
 
 def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None) -> dict:
@@ -171,7 +181,10 @@ def build(cfg: DictConfig) -> Setup:
             f"trainer.batch_size={cfg.trainer.batch_size} is larger than the training set "
             f"({len(data.train)} images): use at most {len(data.train)}"
         )
-    log.info("%s: %d train / %d test images; training images per class: %s", data.name, len(data.train), len(data.test), data.class_counts)
+    selection = selection_for(str(cfg.trainer.select_metric), data.val is not None)
+    log.info("%s: %d train / %d validation / %d test images; training images per class: %s; reported epoch: %s",
+             data.name, len(data.train), len(data.val) if data.val else 0, len(data.test), data.class_counts,
+             selection.by)
 
     channels_last = resolve_channels_last(cfg.trainer.channels_last, device)
     model = build_model(str(cfg.model.name), data.channels, data.num_classes)
@@ -190,16 +203,17 @@ def build(cfg: DictConfig) -> Setup:
         crop_padding=int(cfg.dataset.augment.crop_padding), flip=bool(cfg.dataset.augment.flip),
         views=loss_fn.views, sample_weights=_sample_weights(str(cfg.trainer.sampler), data),
     )
-    test_batches = DeviceBatches(data.test, int(cfg.trainer.eval_batch_size), normalize)
+    eval_batches = {name: DeviceBatches(split, int(cfg.trainer.eval_batch_size), normalize)
+                    for name, split in (("val", data.val), ("test", data.test)) if split is not None}
     scheduler = build_scheduler(optimizer, cfg.sched, len(train_batches), epochs)
     groups = class_groups(data.class_counts) if data.long_tailed else None
     trainer = Trainer(
-        model, loss_fn, data, train_batches, test_batches, optimizer, scheduler, precision, device, groups,
+        model, loss_fn, data, train_batches, eval_batches, optimizer, scheduler, precision, device, groups,
         progress=bool(cfg.trainer.progress), skip_nonfinite=cfg.trainer.on_nonfinite == "skip_step",
         compile_mode=compiling,
     )
     return Setup(cfg, data, model, loss_fn, optimizer, scheduler, generator, trainer, groups,
-                 class_weight_schedule(loss_fn, cfg.trainer, data.class_counts))
+                 class_weight_schedule(loss_fn, cfg.trainer, data.class_counts), selection)
 
 
 def start(run: Setup, run_dir: RunDir) -> Progress:
@@ -220,9 +234,14 @@ def start(run: Setup, run_dir: RunDir) -> Progress:
         "compile": trainer.compile_mode,
         "versions": _versions(),
         "class_counts": data.class_counts,
+        "val_counts": torch.bincount(data.val.labels, minlength=data.num_classes).tolist() if data.val else None,
+        "selection": run.selection.record(),
         "final": {},
-        "best": {},
-        "best_epoch": None,
+        "selected": {},
+        "selected_epoch": None,
+        # the epoch of best test accuracy: optimistic, chosen on the data it is measured on
+        "oracle": {},
+        "oracle_epoch": None,
         "wall_time_s": 0.0,
     }
     run_dir.write_config(cfg)
@@ -242,8 +261,7 @@ def restore(run: Setup, run_dir: RunDir, state: dict) -> Progress:
     summary.update(status="running", resumed_from_epoch=start_epoch - 1, epochs_planned=int(run.cfg.trainer.epochs),
                    compile=run.trainer.compile_mode)
     log.info("resuming %s at epoch %d", run_dir.path, start_epoch)
-    return Progress(start_epoch, summary, run_dir.truncate_metrics(start_epoch - 1), state["best_acc"],
-                    state["best_per_class"])
+    return Progress(start_epoch, summary, run_dir.truncate_metrics(start_epoch - 1), **state.get("progress", {}))
 
 
 def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float) -> dict:
@@ -252,7 +270,7 @@ def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float) -
     run_dir.write_summary(summary)
     metrics = run_dir.metrics_writer(METRIC_COLUMNS, append=progress.start_epoch > 1)
     wall_before = float(summary.get("wall_time_s") or 0.0)
-    class_weight = None
+    class_weight, evaluated = None, None
     try:
         bar = tqdm(range(progress.start_epoch, epochs + 1), desc=f"{run.data.name} {cfg.model.name} {cfg.loss.name}",
                    unit="epoch", disable=not cfg.trainer.progress, dynamic_ncols=True,
@@ -268,8 +286,8 @@ def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float) -
             if trained is None:
                 break
             first_bad = trained.pop("first_nonfinite_step")
-            test_row, per_class, reliability = trainer.evaluate()
-            row = {"epoch": epoch, **trained, **test_row}
+            evaluated = {split: trainer.evaluate(split) for split in trainer.eval_batches}
+            row = {"epoch": epoch, **trained, **{k: v for e in evaluated.values() for k, v in e.row.items()}}
             metrics.append(row)
             progress.rows.append(row)
             if trained["nonfinite_steps"] > 0 and not trainer.skip_nonfinite or not math.isfinite(row["train_loss"]):
@@ -278,12 +296,11 @@ def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float) -
                     f"the loss became non-finite at epoch {epoch}, step {first_bad} "
                     f"(lower optim.lr, or trainer.on_nonfinite=skip_step to skip such steps)"))
                 log.error("%s", summary["error"])
+                evaluated = None
                 break
-            if row["test_acc"] > progress.best_acc:
-                progress.best_acc, progress.best_per_class = row["test_acc"], per_class
-                summary["best"], summary["best_epoch"] = row, epoch
             summary.update(final=row, epochs_completed=epoch, wall_time_s=wall_before + time.perf_counter() - started)
-            _save_epoch(run, progress, run_dir, epoch, per_class, reliability)
+            _select(run, progress, run_dir, epoch, row, evaluated)
+            _save_epoch(run, progress, run_dir, epoch, evaluated["test"])
             bar.set_postfix(train_loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_acc']:.3f}")
             if stop:
                 break
@@ -291,6 +308,9 @@ def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float) -
             summary["status"] = "interrupted" if stop else "finished"
             if stop:
                 summary["stopped_by"] = stop.name
+        if evaluated is not None:
+            _save_logits(run, run_dir, "final", summary["epochs_completed"], evaluated)
+        summary["posthoc"] = _posthoc(run, run_dir)
     except KeyboardInterrupt:
         summary["status"] = "interrupted"
         raise
@@ -306,15 +326,42 @@ def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float) -
     return summary
 
 
-def _save_epoch(run: Setup, progress: Progress, run_dir: RunDir, epoch: int, per_class, reliability) -> None:
+def _select(run: Setup, progress: Progress, run_dir: RunDir, epoch: int, row: dict, evaluated: dict) -> None:
+    """The selected epoch (by the selection metric) and the oracle one (by test accuracy)."""
+    summary = progress.summary
+    if run.selection.improves(row, progress.selected_value):
+        progress.selected_value = row.get(run.selection.metric) if run.selection.metric else None
+        progress.selected_per_class = evaluated["test"].per_class
+        summary["selected"], summary["selected_epoch"] = row, epoch
+        _save_logits(run, run_dir, "selected", epoch, evaluated)
+    if row[ORACLE_METRIC] > progress.oracle_acc:
+        progress.oracle_acc = row[ORACLE_METRIC]
+        summary["oracle"], summary["oracle_epoch"] = row, epoch
+
+
+def _save_logits(run: Setup, run_dir: RunDir, which: str, epoch: int, evaluated: dict) -> None:
+    splits = {"val": run.data.val, "test": run.data.test}
+    run_dir.save_logits(which, epoch, {name: (e.logits, splits[name].labels) for name, e in evaluated.items()})
+
+
+def _posthoc(run: Setup, run_dir: RunDir) -> dict | None:
+    """Temperature scaling and logit adjustment of the selected epoch, fitted on validation."""
+    saved = run_dir.logits("selected") if run.data.val is not None else None
+    if saved is None:
+        return None
+    return {"epoch": saved["epoch"], **posthoc_results((saved["val_logits"], saved["val_labels"]),
+                                                       (saved["test_logits"], saved["test_labels"]),
+                                                       run.data.class_counts, run.groups)}
+
+
+def _save_epoch(run: Setup, progress: Progress, run_dir: RunDir, epoch: int, test) -> None:
     """An epoch's files; the checkpoint before the summary that says the epoch is complete."""
-    run_dir.write_calibration(RELIABILITY_COLUMNS, [{k: format_value(v) for k, v in r.items()} for r in reliability])
-    run_dir.write_per_class(PER_CLASS_COLUMNS, _per_class_rows(run.data.class_counts, run.groups, per_class,
-                                                               progress.best_per_class))
+    run_dir.write_calibration(RELIABILITY_COLUMNS, [{k: format_value(v) for k, v in r.items()} for r in test.reliability])
+    run_dir.write_per_class(PER_CLASS_COLUMNS, _per_class_rows(run.data.class_counts, run.groups, test.per_class,
+                                                               progress.selected_per_class))
     run_dir.save_checkpoint(
         epoch=epoch, model=run.model.state_dict(), loss=run.loss_fn.state_dict(), optimizer=run.optimizer.state_dict(),
         scheduler=run.scheduler.state_dict(), scaler=run.trainer.scaler.state_dict(), rng=rng_state(run.generator),
-        best_acc=progress.best_acc, best_per_class=progress.best_per_class,
-        config=OmegaConf.to_container(run.cfg, resolve=True),
+        progress=progress.checkpoint_state(), config=OmegaConf.to_container(run.cfg, resolve=True),
     )
     run_dir.write_summary(progress.summary)

@@ -21,8 +21,10 @@ class RunDir:
     CALIBRATION = "calibration.csv"
     CONFIG = "resolved_config.yaml"  # what ran, interpolations resolved
     CHECKPOINT = "last.pt"
+    # the validation and test logits of the selected and the final epochs, for post-hoc steps
+    LOGITS = {"selected": "logits_selected.pt", "final": "logits_final.pt"}
     # what a run writes (beside .hydra/ and its lock): an earlier attempt's are moved aside together
-    FILES = (METRICS, SUMMARY, PER_CLASS, CALIBRATION, CONFIG, CHECKPOINT)
+    FILES = (METRICS, SUMMARY, PER_CLASS, CALIBRATION, CONFIG, CHECKPOINT, *LOGITS.values())
 
     def __init__(self, path):
         self.path = Path(path)
@@ -130,6 +132,25 @@ class RunDir:
             raise UserError(f"{path} does not exist: the run has no completed epoch to resume from") from None
         except Exception as e:  # a truncated or foreign file
             raise UserError(f"{path} cannot be read ({type(e).__name__}: {e}): the run cannot be resumed") from None
+
+    # logits_<selected|final>.pt: {"epoch": int, "<split>_logits": float16 (N, K), "<split>_labels": int64 (N,)}
+
+    def save_logits(self, which: str, epoch: int, splits: dict) -> None:
+        """``splits``: split name -> (logits, labels), as tensors on any device."""
+        content = {"epoch": epoch}
+        for split, (logits, labels) in splits.items():
+            content[f"{split}_logits"] = logits.detach().to("cpu", torch.float16)
+            content[f"{split}_labels"] = labels.detach().to("cpu", torch.int64)
+        replace_atomically(self / self.LOGITS[which], lambda f: torch.save(content, f))
+
+    def logits(self, which: str) -> dict | None:
+        """The saved logits as float64 NumPy arrays and labels, or None where the run saved none."""
+        try:
+            content = torch.load(self / self.LOGITS[which], map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError):
+            return None
+        return {k: (v.double().numpy() if k.endswith("_logits") else v.numpy() if torch.is_tensor(v) else v)
+                for k, v in content.items()}
 
     def previous_files(self) -> list[Path]:
         return [self / name for name in self.FILES if (self / name).exists()]

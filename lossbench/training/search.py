@@ -21,6 +21,9 @@ from lossbench.training.run_files import write_config_record
 
 log = logging.getLogger("lossbench")
 PARAM_TYPES = ("float", "int", "categorical")
+# what hparams_search.metric may read: the selected epoch's, the last epoch's,
+# or (named, optimistic) the best test epoch's metrics
+STAGES = ("selected", "final", "oracle")
 
 
 def _optuna():
@@ -44,10 +47,10 @@ def _suggest(trial, key: str, spec) -> object:
 
 def _metric(summary: dict, metric: str) -> float:
     stage, _, name = metric.partition(".")
-    value = summary.get(stage, {}).get(name) if stage in ("best", "final") else None
+    value = summary.get(stage, {}).get(name) if stage in STAGES else None
     if value is None:
-        raise UserError(f"hparams_search.metric={metric!r} is not in the run's summary: use best.<metric> or final.<metric>, "
-                        f"e.g. best.test_balanced_acc")
+        raise UserError(f"hparams_search.metric={metric!r} is not in the run's summary: use selected.<metric> "
+                        f"or final.<metric>, e.g. selected.val_balanced_acc")
     return float(value)
 
 
@@ -63,6 +66,9 @@ def run_search(overrides: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     base = compose_train(overrides)
     search = base.hparams_search
+    if str(search.metric).partition(".")[2].startswith("val_") and not base.dataset.get("val_fraction"):
+        raise UserError(f"hparams_search.metric={search.metric} needs a validation split: set dataset.val_fraction "
+                        f"(e.g. 0.1), or name another metric")
     study_dir = _study_dir(str(base.paths.output_dir), str(search.name), overrides)
     study_dir.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(

@@ -2,16 +2,26 @@
 ``.item()``, no ``.cpu()``); the epoch's sums stay on the device until its end."""
 
 import time
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from lossbench.data import DeviceBatches, ImageDataset
 from lossbench.training.device import CUDA_GRAPH_MODES, Precision, synchronize
-from lossbench.training.metrics import EpochTally, summarize_test
+from lossbench.training.metrics import EpochTally, summarize_split
 
 LONG_EPOCH_STEPS = 100
+
+
+@dataclass
+class Evaluation:
+    row: dict  # the split's columns of the metrics row
+    per_class: np.ndarray  # accuracy per class
+    reliability: list[dict]  # the calibration bins
+    logits: torch.Tensor  # (N, K) float16, on the device
 
 
 class Trainer:
@@ -21,7 +31,7 @@ class Trainer:
         loss_fn: nn.Module,
         data: ImageDataset,
         train_batches: DeviceBatches,
-        test_batches: DeviceBatches,
+        eval_batches: dict[str, DeviceBatches],  # by split: test, and val where there is one
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         precision: Precision,
@@ -35,7 +45,7 @@ class Trainer:
         self.loss_fn = loss_fn
         self.data = data
         self.train_batches = train_batches
-        self.test_batches = test_batches
+        self.eval_batches = eval_batches
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.precision = precision
@@ -122,18 +132,22 @@ class Trainer:
             "first_nonfinite_step": int(first_nonfinite.item()),
         }
 
-    def evaluate(self):
-        """The test columns of the metrics row, and the per-class test accuracy."""
+    def evaluate(self, split: str) -> Evaluation:
+        """One pass over ``split`` (val or test): its columns of the metrics row,
+        and the logits it predicted with (float16, in the split's order)."""
         self.model.eval()
         self.loss_fn.eval()
         tally = EpochTally(self.data.num_classes, self.device)
+        logits_seen = []
         # inference mode's tensors cannot enter the compiled training graphs
         # later (as a recompilation after this evaluation would make them)
         with torch.no_grad() if self.compile_mode else torch.inference_mode():
-            for images, labels in self.test_batches:
+            for images, labels in self.eval_batches[split]:
                 if self.cuda_graphs:
                     torch.compiler.cudagraph_mark_step_begin()
                 with self.precision.autocast(self.device):
                     logits, loss = self.forward(images, labels)
                 tally.add(logits.float(), labels, loss * labels.shape[0], calibration=True)
-        return summarize_test(tally.read(), self.class_groups)
+                logits_seen.append(logits.to(torch.float16))
+        row, per_class, reliability = summarize_split(split, tally.read(), self.class_groups)
+        return Evaluation(row, per_class, reliability, torch.cat(logits_seen))

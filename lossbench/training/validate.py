@@ -11,6 +11,7 @@ from lossbench.losses import loss_class
 from lossbench.training.compose import resolved
 from lossbench.training.device import PRECISIONS
 from lossbench.training.optim import OPTIMIZERS, SCHEDULES
+from lossbench.training.selection import SELECTABLE
 
 SAMPLERS = ("random", "class_balanced")
 # trainer.compile: false, true (the default mode) or a torch.compile mode
@@ -63,6 +64,9 @@ def _check_dataset(dataset) -> None:
     check_number("dataset.imbalance_ratio", dataset.imbalance_ratio, 1, why=" (1 keeps the data balanced)")
     check_choice("dataset.profile", dataset.profile, PROFILES)
     check_number("dataset.subsample_seed", dataset.subsample_seed, 0, integer=True)
+    check_number("dataset.val_fraction", dataset.val_fraction, 0, 1, high_inclusive=False,
+                 why=" (0: no validation split)")
+    check_number("dataset.val_seed", dataset.val_seed, 0, integer=True)
     check_number("dataset.augment.crop_padding", dataset.augment.crop_padding, 0, 16, integer=True)
     check_flag("dataset.augment.flip", dataset.augment.flip)
 
@@ -80,6 +84,7 @@ def _check_trainer(trainer) -> None:
                      why=f" (trainer.epochs={trainer.epochs}), or null for no re-weighting")
     check_number("trainer.drw_beta", trainer.drw_beta, 0, 1, high_inclusive=False)
     check_choice("trainer.on_nonfinite", trainer.on_nonfinite, ("stop", "skip_step"))
+    check_choice("trainer.select_metric", trainer.select_metric, SELECTABLE)
     compile_mode(trainer.compile)
 
 
