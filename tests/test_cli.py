@@ -36,7 +36,7 @@ def test_quick_start_on_digits(tmp_path):
     assert len(runs) == 1
     run = runs[0]
     assert f"run directory: {run}" in result.stdout
-    assert "test_acc" in result.stdout and "best (epoch" in result.stdout
+    assert "test_acc" in result.stdout and "selected (epoch" in result.stdout
     assert "diagnosis: overfitting" in result.stdout
     assert "epoch" in result.stderr  # the tqdm bar
     with open(run / "metrics.csv", newline="") as f:
@@ -107,7 +107,7 @@ def test_fast_recipe_keeps_the_loss_free(tmp_path, cifar_dir):
     run = next((tmp_path / "results" / "runs").glob("*/*_cifar10_label_smoothing"))
     summary = json.loads((run / "summary.json").read_text())
     assert summary["model"] == "fastnet" and summary["epochs_completed"] == 6
-    assert summary["best"]["test_acc"] > 0.8
+    assert summary["selected"]["test_acc"] > 0.8
 
 
 def test_cifar_offline_without_files_fails_in_one_line(tmp_path):

@@ -85,17 +85,27 @@ def test_run_files(tmp_path):
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["status"] == "finished" and on_disk["epochs_completed"] == 3
     # digits_lt: ratio 10 on the smallest training class (139 images)
-    expected = [int(math.floor(139 * 10 ** (-c / 9) + 1e-9)) for c in range(10)]
-    assert on_disk["class_counts"] == expected == summary["class_counts"]
-    best = max(rows, key=lambda r: float(r["test_acc"]))
-    assert on_disk["best_epoch"] == int(best["epoch"])
-    assert math.isclose(on_disk["best"]["test_acc"], float(best["test_acc"]), rel_tol=1e-5)
+    long_tail = [int(math.floor(139 * 10 ** (-c / 9) + 1e-9)) for c in range(10)]
+    # a tenth of each class held out for validation, at least one
+    held = [max(1, round(0.1 * n)) for n in long_tail]
+    assert on_disk["val_counts"] == held == [14, 11, 8, 6, 5, 4, 3, 2, 2, 1]
+    assert on_disk["class_counts"] == [n - v for n, v in zip(long_tail, held)] == summary["class_counts"]
+    # selected: the epoch of best validation balanced accuracy (the first on a tie); oracle: of best test accuracy
+    selected = max(rows, key=lambda r: float(r["val_balanced_acc"]))
+    assert on_disk["selected_epoch"] == int(selected["epoch"])
+    assert math.isclose(on_disk["selected"]["test_acc"], float(selected["test_acc"]), rel_tol=1e-5)
+    oracle = max(rows, key=lambda r: float(r["test_acc"]))
+    assert on_disk["oracle_epoch"] == int(oracle["epoch"])
+    assert on_disk["selection"] == {"metric": "val_balanced_acc", "by": "the epoch of best val_balanced_acc (validation split)"}
     assert math.isclose(on_disk["final"]["test_acc"], float(rows[-1]["test_acc"]), rel_tol=1e-5)
     for key in ("device", "device_name", "versions", "wall_time_s"):
         assert on_disk[key]
     with open(tmp_path / "per_class.csv", newline="") as f:
         per_class = list(csv.DictReader(f))
-    assert [int(r["train_count"]) for r in per_class] == expected
+    assert [int(r["train_count"]) for r in per_class] == summary["class_counts"]
+    # the selected epoch's per-class accuracy: its balanced mean is the selected test_balanced_acc
+    selected_per_class = [float(r["test_acc_selected"]) for r in per_class]
+    assert math.isclose(sum(selected_per_class) / 10, on_disk["selected"]["test_balanced_acc"], rel_tol=1e-5)
     assert [r["group"] for r in per_class] == ["head"] * 4 + ["medium"] * 3 + ["tail"] * 3
     assert (tmp_path / "last.pt").stat().st_size > 0
 
@@ -111,7 +121,7 @@ def test_existing_run_is_not_overwritten(tmp_path):
     "override, message",
     [
         ("trainer.epochs=0", "trainer.epochs=0 is invalid"),
-        ("trainer.batch_size=5000", "trainer.batch_size=5000 is larger than the training set (1437 images)"),
+        ("trainer.batch_size=5000", "trainer.batch_size=5000 is larger than the training set (1295 images)"),
         ("optim.lr=-1", "optim.lr=-1 is invalid: it must be in (0, inf)"),
         ("trainer.precision=fp8", "trainer.precision='fp8' is invalid: valid values are auto, fp32, bf16, fp16"),
         ("optim.lr=abc", "optim.lr='abc' is invalid: it must be a number in (0, inf)"),

@@ -11,21 +11,31 @@ from scipy import stats
 from lossbench.report.runs import Run
 
 METRICS = ("test_acc", "test_balanced_acc", "test_tail_acc", "test_ece", "test_nll")
+# the selected epoch's numbers after the post-hoc steps (fitted on validation), beside the raw ones
+POSTHOC_METRICS = ("test_ece_scaled", "test_nll_scaled", "test_balanced_acc_adjusted", "test_tail_acc_adjusted")
+STAGES = ("selected", "final")
 CONFIDENCE = 0.95
 
 
 def run_metrics(run: Run) -> dict:
-    """final_<metric> (last epoch) and best_<metric> (at the epoch of best test accuracy)."""
+    """selected_<metric> (at the epoch the run selected, see Run.selection),
+    final_<metric> (last epoch), posthoc_<metric>, and oracle_<metric> (at the
+    epoch of best test accuracy: optimistic, for comparison with papers only)."""
     m = run.metrics
     out = {"epochs": len(m)}
     if "test_acc" not in m or not m["test_acc"].notna().any():
         return out
-    best_index = m["test_acc"].idxmax()
-    out["best_epoch"] = int(m["epoch"].loc[best_index])
+    indices = {"selected": run.selected_index(), "final": m.index[-1], "oracle": m["test_acc"].idxmax()}
+    for stage in ("selected", "oracle"):
+        out[f"{stage}_epoch"] = int(m["epoch"].loc[indices[stage]])
     for metric in METRICS:
         if metric in m and m[metric].notna().any():
-            out[f"final_{metric}"] = float(m[metric].iloc[-1])
-            out[f"best_{metric}"] = float(m[metric].loc[best_index])
+            for stage, index in indices.items():
+                out[f"{stage}_{metric}"] = float(m[metric].loc[index])
+    posthoc = run.summary.get("posthoc") or {}
+    for metric in POSTHOC_METRICS:
+        if posthoc.get(metric) is not None:
+            out[f"posthoc_{metric}"] = float(posthoc[metric])
     return out
 
 
@@ -41,16 +51,17 @@ def summarize_groups(runs: list[Run], key: str) -> pd.DataFrame:
     for label in labels:
         members = [run_metrics(r) for r in runs if group_label(r, key) == label]
         row = {key: label, "runs": len(members)}
-        for stage in ("final", "best"):
-            for metric in METRICS:
-                values = np.array([m[f"{stage}_{metric}"] for m in members if f"{stage}_{metric}" in m], dtype=float)
-                if len(values):
-                    row[f"{stage}_{metric}_mean"] = float(values.mean())
-                    row[f"{stage}_{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        columns = [f"{stage}_{metric}" for stage in STAGES for metric in METRICS]
+        columns += [f"posthoc_{metric}" for metric in POSTHOC_METRICS]
+        for column in columns:
+            values = np.array([m[column] for m in members if column in m], dtype=float)
+            if len(values):
+                row[f"{column}_mean"] = float(values.mean())
+                row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         rows.append(row)
     table = pd.DataFrame(rows)
-    if "best_test_acc_mean" in table:
-        table = table.sort_values("best_test_acc_mean", ascending=False, kind="stable").reset_index(drop=True)
+    if "selected_test_acc_mean" in table:
+        table = table.sort_values("selected_test_acc_mean", ascending=False, kind="stable").reset_index(drop=True)
         table.insert(0, "rank", range(1, len(table) + 1))
     return table
 
@@ -74,7 +85,7 @@ def _pairing_key(run: Run, key: str) -> tuple:
     return others or (("seed", run.seed),)
 
 
-def paired_differences(runs: list[Run], key: str, baseline: str, metric: str = "best_test_acc") -> list[PairedDifference]:
+def paired_differences(runs: list[Run], key: str, baseline: str, metric: str = "selected_test_acc") -> list[PairedDifference]:
     """Per pair (same seed and settings), ``metric`` of the group minus the baseline's;
     the mean with a ``CONFIDENCE`` t-interval."""
     base = {_pairing_key(r, key): run_metrics(r).get(metric) for r in runs if group_label(r, key) == baseline}

@@ -10,7 +10,7 @@ from lossbench.errors import UserError
 from lossbench.formatting import format_number
 from lossbench.report import figures
 from lossbench.report.aggregate import PairedDifference, paired_differences, run_metrics, summarize_groups
-from lossbench.report.render import render_html, render_markdown
+from lossbench.report.render import render_html, render_markdown, selection_sentence
 from lossbench.report.runs import Run, being_written, load_runs
 
 
@@ -48,7 +48,7 @@ def runs_table(runs: list[Run]) -> pd.DataFrame:
             "diagnosis_onset_epoch": d.onset_epoch,
         })
     table = pd.DataFrame(rows)
-    for column in ("epochs", "best_epoch", "diagnosis_onset_epoch"):
+    for column in ("epochs", "selected_epoch", "oracle_epoch", "diagnosis_onset_epoch"):
         if column in table:
             table[column] = table[column].astype("Int64")
     return table
@@ -76,7 +76,7 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
         if len(runs) > 1:
             images["test accuracy and NLL by group"] = figures.save(
                 figures.mean_curves_figure(runs, group_by), out_dir / "comparison_curves.png")
-            images["final and best test accuracy by group"] = figures.save(
+            images["final and selected test accuracy by group"] = figures.save(
                 figures.bar_figure(groups, group_by), out_dir / "comparison_bar.png")
         for run in runs:
             images[run.name] = figures.save(figures.run_figure(run), out_dir / _image_name(run))
@@ -97,15 +97,15 @@ def console_summary(report: Report) -> str:
         lines.append(being_written(report.runs))
     g = report.groups
     if len(g):
-        lines.append(f"\nby {report.group_by} (mean ± std over runs; best = epoch of best test accuracy):")
+        lines.append(f"\nby {report.group_by} (mean ± std over runs). {selection_sentence(report.runs)}")
         for _, row in g.iterrows():
             lines.append(
                 f"  {row.get('rank', '-')}. {row[report.group_by]:<20} runs {row['runs']:>2}  "
-                f"best acc {format_number(row.get('best_test_acc_mean'))} ± {format_number(row.get('best_test_acc_std'))}  "
+                f"selected acc {format_number(row.get('selected_test_acc_mean'))} ± {format_number(row.get('selected_test_acc_std'))}  "
                 f"final acc {format_number(row.get('final_test_acc_mean'))} ± {format_number(row.get('final_test_acc_std'))}"
             )
     if report.paired:
-        lines.append(f"\nagainst {report.group_by}={report.baseline} (paired by seed, best test accuracy, 95% CI):")
+        lines.append(f"\nagainst {report.group_by}={report.baseline} (paired by seed, selected epoch's test accuracy, 95% CI):")
         for p in report.paired:
             lines.append(f"  {p.group:<20} {p.n} pairs  diff {format_number(p.mean)} [{format_number(p.low)}, {format_number(p.high)}]  {p.verdict}")
     lines.append("\ndiagnosis:")

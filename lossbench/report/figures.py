@@ -126,10 +126,10 @@ def mean_curve(runs: list[Run], column: str):
 
 
 def bar_figure(groups: pd.DataFrame, key: str) -> plt.Figure:
-    """Final and best test accuracy per group: mean with a one-std error bar."""
+    """Final and selected test accuracy per group: mean with a one-std error bar."""
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(groups) + 2), 4.5))
     x = np.arange(len(groups))
-    for offset, stage in ((-0.2, "final"), (0.2, "best")):
+    for offset, stage in ((-0.2, "final"), (0.2, "selected")):
         mean = groups.get(f"{stage}_test_acc_mean")
         if mean is None:
             continue

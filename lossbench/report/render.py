@@ -7,7 +7,14 @@ import html
 import pandas as pd
 
 from lossbench.formatting import format_number
+from lossbench.report.aggregate import STAGES
 from lossbench.report.runs import being_written
+
+
+def selection_sentence(runs) -> str:
+    """How the runs chose the epoch they report, in one sentence."""
+    ways = list(dict.fromkeys(run.selection["by"] for run in runs))
+    return f"Selected = {'; or '.join(ways)}." if ways else ""
 
 
 def comparison_table(report) -> pd.DataFrame:
@@ -15,14 +22,18 @@ def comparison_table(report) -> pd.DataFrame:
     if not len(g):
         return pd.DataFrame()
     table = pd.DataFrame({"rank": g.get("rank"), report.group_by: g[report.group_by], "runs": g["runs"]})
-    for stage in ("best", "final"):
-        for metric, title in (("test_acc", "acc"), ("test_balanced_acc", "balanced acc"), ("test_tail_acc", "tail acc"),
-                              ("test_ece", "ECE"), ("test_nll", "NLL")):
-            mean = g.get(f"{stage}_{metric}_mean")
-            if mean is None:
-                continue
-            std = g[f"{stage}_{metric}_std"]
-            table[f"{stage} {title}"] = [f"{format_number(m)} ± {format_number(s)}" for m, s in zip(mean, std)]
+    columns = [(f"{stage}_{metric}", f"{stage} {title}") for stage in STAGES for metric, title in (
+        ("test_acc", "acc"), ("test_balanced_acc", "balanced acc"), ("test_tail_acc", "tail acc"), ("test_ece", "ECE"),
+        ("test_nll", "NLL"))]
+    columns += [("posthoc_test_ece_scaled", "selected ECE, temperature-scaled"),
+                ("posthoc_test_nll_scaled", "selected NLL, temperature-scaled"),
+                ("posthoc_test_balanced_acc_adjusted", "selected balanced acc, logit-adjusted"),
+                ("posthoc_test_tail_acc_adjusted", "selected tail acc, logit-adjusted")]
+    for column, title in columns:
+        mean = g.get(f"{column}_mean")
+        if mean is None:
+            continue
+        table[title] = [f"{format_number(m)} ± {format_number(s)}" for m, s in zip(mean, g[f"{column}_std"])]
     return table
 
 
@@ -51,13 +62,15 @@ def _sections(report):
     """(title, intro, table or None, image titles) in report order."""
     statuses = pd.Series([r.status for r in report.runs]).value_counts()
     intro = f"{len(report.runs)} runs ({', '.join(f'{n} {s}' for s, n in statuses.items())}). " \
-            "Best = the epoch of best test accuracy; ± is the standard deviation over runs. " \
+            f"{selection_sentence(report.runs)} ± is the standard deviation over runs. " \
+            "Temperature scaling and logit adjustment are fitted on the validation split. " \
             + being_written(report.runs)
     yield "Comparison", f"Grouped by `{report.group_by}`, seeds pooled. " + intro, comparison_table(report), [
-        t for t in report.images if t in ("final and best test accuracy by group", "test accuracy and NLL by group")]
+        t for t in report.images if t in ("final and selected test accuracy by group", "test accuracy and NLL by group")]
     if report.paired:
         yield (f"Against {report.group_by}={report.baseline}",
-               "Per-seed paired difference of best test accuracy with a 95% t-interval.", paired_table(report), [])
+               "Per-seed paired difference of the selected epoch's test accuracy with a 95% t-interval.",
+               paired_table(report), [])
     yield "Diagnosis", "From the trends of train and test loss over the recent window.", \
         diagnosis_table(report), []
     yield "Runs", "", None, [run.name for run in report.runs]

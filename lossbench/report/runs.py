@@ -12,6 +12,9 @@ from lossbench.errors import UserError
 from lossbench.diagnosis import Diagnosis, diagnose
 from lossbench.training.folder_lock import LockOwner, live_owner
 from lossbench.training.run_dir import RunDir
+from lossbench.training.selection import LOWER_IS_BETTER
+
+DEFAULT_SELECT_METRIC = "val_balanced_acc"
 
 
 @dataclass
@@ -54,6 +57,29 @@ class Run:
     @property
     def seed(self):
         return self.config_value("seed")
+
+    @property
+    def selection(self) -> dict:
+        """How the run chose the epoch it reports (summary.json's record; for a
+        run without one, the same rule: best val_balanced_acc, else the last epoch)."""
+        recorded = self.summary.get("selection")
+        if isinstance(recorded, dict):
+            return recorded
+        m = self.metrics
+        if DEFAULT_SELECT_METRIC in m and m[DEFAULT_SELECT_METRIC].notna().any():
+            return {"metric": DEFAULT_SELECT_METRIC, "by": f"the epoch of best {DEFAULT_SELECT_METRIC} (validation split)"}
+        return {"metric": None, "by": "the last epoch (no validation split)"}
+
+    def selected_index(self):
+        """The row of metrics.csv at the selected epoch (None for a run with no epoch)."""
+        m = self.metrics
+        if not len(m):
+            return None
+        metric = self.selection.get("metric")
+        if metric is None or metric not in m or not m[metric].notna().any():
+            return m.index[-1]
+        values = m[metric]
+        return values.idxmin() if metric.endswith(LOWER_IS_BETTER) else values.idxmax()
 
     def diagnosis(self) -> Diagnosis:
         """What the run wrote at its end; judged from its curves so far while it

@@ -42,8 +42,12 @@ def selection_for(select_metric: str, has_validation: bool) -> Selection:
     if select_metric not in SELECTABLE:
         raise UserError(f"trainer.select_metric={select_metric!r} is invalid: valid metrics are {', '.join(SELECTABLE)}")
     if select_metric.startswith("test_"):
-        return Selection(select_metric, f"best {select_metric} (on the test set, as asked: optimistic)")
+        return Selection(select_metric, f"the epoch of {_direction(select_metric)} {select_metric}, on the test set as "
+                                        f"asked (optimistic)")
     if not has_validation:
         return Selection(None, "the last epoch (no validation split: dataset.val_fraction=0)")
-    direction = "lowest" if select_metric.endswith(LOWER_IS_BETTER) else "best"
-    return Selection(select_metric, f"{direction} {select_metric} (validation)")
+    return Selection(select_metric, f"the epoch of {_direction(select_metric)} {select_metric} (validation split)")
+
+
+def _direction(metric: str) -> str:
+    return "lowest" if metric.endswith(LOWER_IS_BETTER) else "best"

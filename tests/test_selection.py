@@ -1,0 +1,43 @@
+"""The reported epoch is chosen on validation numbers only; a test metric
+only when named, and then marked; without a validation split, the last epoch."""
+
+import pytest
+
+from lossbench.errors import UserError
+from lossbench.training.selection import selection_for
+
+# validation peaks at epoch 2, test at epoch 3
+ROWS = [
+    {"epoch": 1, "val_balanced_acc": 0.50, "val_nll": 1.0, "test_acc": 0.50},
+    {"epoch": 2, "val_balanced_acc": 0.70, "val_nll": 0.8, "test_acc": 0.60},
+    {"epoch": 3, "val_balanced_acc": 0.65, "val_nll": 0.9, "test_acc": 0.75},
+    {"epoch": 4, "val_balanced_acc": 0.70, "val_nll": 0.7, "test_acc": 0.55},
+]
+
+
+def _selected_epoch(selection) -> int:
+    chosen, value = None, None
+    for row in ROWS:
+        if selection.improves(row, value):
+            chosen, value = row["epoch"], row.get(selection.metric) if selection.metric else None
+    return chosen
+
+
+def test_selection_reads_validation_only():
+    assert _selected_epoch(selection_for("val_balanced_acc", True)) == 2  # a tie keeps the earlier epoch
+    assert _selected_epoch(selection_for("val_nll", True)) == 4  # lower is better
+
+
+def test_without_validation_the_last_epoch_is_reported():
+    selection = selection_for("val_balanced_acc", False)
+    assert _selected_epoch(selection) == 4 and selection.metric is None and "no validation split" in selection.by
+
+
+def test_a_test_metric_only_when_named_and_marked():
+    selection = selection_for("test_acc", True)
+    assert _selected_epoch(selection) == 3 and "test set" in selection.by and "optimistic" in selection.by
+
+
+def test_an_unknown_metric_is_refused():
+    with pytest.raises(UserError, match="trainer.select_metric='val_acc2' is invalid: valid metrics are val_loss"):
+        selection_for("val_acc2", True)
