@@ -13,7 +13,8 @@ from matplotlib.image import imread
 
 from lossbench.errors import UserError
 from lossbench.report import figures
-from lossbench.report.aggregate import paired_interval, summarize_groups
+from lossbench.report.aggregate import summarize_groups
+from lossbench.report.statistics import compare
 from lossbench.report.build import build_report
 from lossbench.report.runs import load_runs
 
@@ -75,22 +76,27 @@ def test_aggregation_on_known_numbers(sweep):
 
 
 @pytest.mark.slow
-def test_paired_difference_interval(sweep):
+def test_paired_comparison_and_headline(sweep):
     report = build_report([str(sweep)], None)
     (paired,) = report.paired
-    diffs = np.array([0.05, 0.04, 0.03])  # focal - ce per seed
-    t = 4.302652729911275  # Student t, 97.5%, 2 degrees of freedom
-    half = t * diffs.std(ddof=1) / math.sqrt(3)
-    assert paired.group == "focal" and paired.n == 3
+    # selected (epoch 6) balanced accuracy: focal 0.82, 0.83, 0.78; ce 0.77, 0.79, 0.75
+    assert paired.group == "focal" and paired.n == 3 and paired.metric == "selected_test_balanced_acc"
     assert paired.mean == pytest.approx(0.04, abs=1e-12)
-    assert (paired.low, paired.high) == pytest.approx((0.04 - half, 0.04 + half), abs=1e-12)
+    # the 27 equally likely resamples of (0.05, 0.04, 0.03): each extreme has probability 1/27 > 2.5%
+    assert (paired.low, paired.high) == pytest.approx((0.03, 0.05), abs=1e-12)
+    assert paired.p_improvement == pytest.approx(8 / 9)  # 0.78 loses to 0.79 only
     assert paired.verdict == "better than the baseline"
+    assert report.headline == ("On digits, focal is best by validation-selected balanced accuracy: +4.0 pts over ce "
+                               "(95% CI [3.0, 5.0]), P(improvement) = 0.89, 3 seeds.")
 
 
-def test_interval_verdicts():
-    assert paired_interval("g", "m", np.array([0.01, -0.02, 0.005])).verdict == "not significant"
-    assert paired_interval("g", "m", np.array([0.01])).verdict.startswith("too few seeds to tell")
-    assert paired_interval("g", "m", np.array([-0.05, -0.04, -0.06])).verdict == "worse than the baseline"
+def test_verdicts():
+    def verdict(*diffs):
+        return compare("g", "b", "m", [(d, 0.0) for d in diffs]).verdict
+
+    assert verdict(0.01, -0.02, 0.005) == "not distinguishable"
+    assert verdict(0.01).startswith("too few seeds to tell")
+    assert verdict(-0.05, -0.04, -0.06) == "worse than the baseline"
 
 
 def test_run_figure_plots_the_csv_data(sweep):

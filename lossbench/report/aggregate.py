@@ -2,19 +2,19 @@
 a ranking, and per-seed paired differences against a baseline group."""
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from lossbench.report.runs import Run
+from lossbench.report.statistics import Comparison, compare
 
 METRICS = ("test_acc", "test_balanced_acc", "test_tail_acc", "test_ece", "test_nll")
 # the selected epoch's numbers after the post-hoc steps (fitted on validation), beside the raw ones
 POSTHOC_METRICS = ("test_ece_scaled", "test_nll_scaled", "test_balanced_acc_adjusted", "test_tail_acc_adjusted")
 STAGES = ("selected", "final")
-CONFIDENCE = 0.95
+# what comparisons, the ranking and the headline judge by
+COMPARISON_METRIC = "selected_test_balanced_acc"
 
 
 def run_metrics(run: Run) -> dict:
@@ -60,22 +60,10 @@ def summarize_groups(runs: list[Run], key: str) -> pd.DataFrame:
                 row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         rows.append(row)
     table = pd.DataFrame(rows)
-    if "selected_test_acc_mean" in table:
-        table = table.sort_values("selected_test_acc_mean", ascending=False, kind="stable").reset_index(drop=True)
+    if f"{COMPARISON_METRIC}_mean" in table:
+        table = table.sort_values(f"{COMPARISON_METRIC}_mean", ascending=False, kind="stable").reset_index(drop=True)
         table.insert(0, "rank", range(1, len(table) + 1))
     return table
-
-
-@dataclass
-class PairedDifference:
-    group: str
-    metric: str
-    n: int
-    mean: float
-    std: float
-    low: float
-    high: float
-    verdict: str
 
 
 def _pairing_key(run: Run, key: str) -> tuple:
@@ -85,35 +73,35 @@ def _pairing_key(run: Run, key: str) -> tuple:
     return others or (("seed", run.seed),)
 
 
-def paired_differences(runs: list[Run], key: str, baseline: str, metric: str = "selected_test_acc") -> list[PairedDifference]:
-    """Per pair (same seed and settings), ``metric`` of the group minus the baseline's;
-    the mean with a ``CONFIDENCE`` t-interval."""
+def setting_of(run: Run, key: str) -> tuple:
+    """The run's setting: its pairing key without the seed (a dataset, an imbalance ratio, ...)."""
+    return tuple(o for o in _pairing_key(run, key) if not str(o).startswith("seed=") and o != ("seed", run.seed))
+
+
+def settings_table(runs: list[Run], key: str, metric: str = COMPARISON_METRIC) -> pd.DataFrame:
+    """One row per setting, one column per group: the mean of ``metric`` over seeds."""
+    cells = {}
+    for r in runs:
+        value = run_metrics(r).get(metric)
+        if value is not None:
+            cells.setdefault((setting_of(r, key), group_label(r, key)), []).append(value)
+    table = pd.Series({k: float(np.mean(v)) for k, v in cells.items()}, dtype=float)
+    return table.unstack() if len(table) else pd.DataFrame()
+
+
+def paired_differences(runs: list[Run], key: str, baseline: str, metric: str = COMPARISON_METRIC) -> list[Comparison]:
+    """Each group against the baseline on ``metric``, runs paired by seed and settings."""
     base = {_pairing_key(r, key): run_metrics(r).get(metric) for r in runs if group_label(r, key) == baseline}
     results = []
     for label in dict.fromkeys(group_label(r, key) for r in runs):
         if label == baseline:
             continue
-        diffs = []
+        pairs = []
         for r in runs:
             if group_label(r, key) != label:
                 continue
             value, reference = run_metrics(r).get(metric), base.get(_pairing_key(r, key))
             if value is not None and reference is not None:
-                diffs.append(value - reference)
-        results.append(paired_interval(label, metric, np.array(diffs, dtype=float)))
+                pairs.append((value, reference))
+        results.append(compare(label, baseline, metric, pairs))
     return results
-
-
-def paired_interval(label: str, metric: str, diffs: np.ndarray) -> PairedDifference:
-    n = len(diffs)
-    if n < 2:
-        mean = float(diffs.mean()) if n else math.nan
-        return PairedDifference(label, metric, n, mean, math.nan, math.nan, math.nan, "too few seeds to tell (need 2 or more pairs)")
-    mean, std = float(diffs.mean()), float(diffs.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
-    low, high = mean - half, mean + half
-    if low <= 0 <= high:
-        verdict = "not significant"
-    else:
-        verdict = "better than the baseline" if mean > 0 else "worse than the baseline"
-    return PairedDifference(label, metric, n, mean, std, low, high, verdict)

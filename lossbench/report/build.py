@@ -9,7 +9,9 @@ import pandas as pd
 from lossbench.errors import UserError
 from lossbench.formatting import format_number
 from lossbench.report import figures
-from lossbench.report.aggregate import PairedDifference, paired_differences, run_metrics, summarize_groups
+from lossbench.report.aggregate import paired_differences, run_metrics, settings_table, summarize_groups
+from lossbench.report.headline import headline
+from lossbench.report.statistics import Comparison, Ranking, few_seeds_line, rank_across_settings
 from lossbench.report.render import render_html, render_markdown, selection_sentence
 from lossbench.report.runs import Run, being_written, load_runs
 
@@ -19,11 +21,13 @@ class Report:
     runs: list[Run]
     runs_table: pd.DataFrame
     groups: pd.DataFrame
-    paired: list[PairedDifference]
+    paired: list[Comparison]
     group_by: str
     baseline: str | None
     images: dict[str, Path]  # title -> PNG
     out_dir: Path
+    ranking: Ranking | None = None  # across settings, where the runs hold more than one
+    headline: str = ""
 
 
 def _override_values(run: Run) -> dict:
@@ -71,8 +75,13 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
     if baseline is not None and baseline not in labels:
         baseline = None
     paired = paired_differences(runs, group_by, baseline) if baseline else []
+    settings = settings_table(runs, group_by)
+    ranking = rank_across_settings(settings) if len(settings) >= 2 and settings.shape[1] >= 2 else None
     images = {}
     try:
+        if ranking is not None and ranking.critical_difference is not None:
+            images["average rank across settings"] = figures.save(
+                figures.critical_difference_figure(ranking), out_dir / "critical_difference.png")
         if len(runs) > 1:
             images["test accuracy and NLL by group"] = figures.save(
                 figures.mean_curves_figure(runs, group_by), out_dir / "comparison_curves.png")
@@ -82,7 +91,7 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
             images[run.name] = figures.save(figures.run_figure(run), out_dir / _image_name(run))
         table = runs_table(runs)
         table.to_csv(out_dir / "runs.csv", index=False, na_rep="")
-        report = Report(runs, table, groups, paired, group_by, baseline, images, out_dir)
+        report = Report(runs, table, groups, paired, group_by, baseline, images, out_dir, ranking, headline(paired, runs))
         (out_dir / "report.md").write_text(render_markdown(report))
         (out_dir / "report.html").write_text(render_html(report))
     except OSError as e:
@@ -91,8 +100,9 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
 
 
 def console_summary(report: Report) -> str:
-    lines = [f"{len(report.runs)} runs: " + ", ".join(
-        f"{n} {s}" for s, n in pd.Series([r.status for r in report.runs]).value_counts().items())]
+    lines = [report.headline, ""] if report.headline else []
+    lines.append(f"{len(report.runs)} runs: " + ", ".join(
+        f"{n} {s}" for s, n in pd.Series([r.status for r in report.runs]).value_counts().items()))
     if being_written(report.runs):
         lines.append(being_written(report.runs))
     g = report.groups
@@ -101,13 +111,18 @@ def console_summary(report: Report) -> str:
         for _, row in g.iterrows():
             lines.append(
                 f"  {row.get('rank', '-')}. {row[report.group_by]:<20} runs {row['runs']:>2}  "
-                f"selected acc {format_number(row.get('selected_test_acc_mean'))} ± {format_number(row.get('selected_test_acc_std'))}  "
-                f"final acc {format_number(row.get('final_test_acc_mean'))} ± {format_number(row.get('final_test_acc_std'))}"
+                f"selected balanced acc {format_number(row.get('selected_test_balanced_acc_mean'))} ± "
+                f"{format_number(row.get('selected_test_balanced_acc_std'))}  "
+                f"final balanced acc {format_number(row.get('final_test_balanced_acc_mean'))} ± "
+                f"{format_number(row.get('final_test_balanced_acc_std'))}"
             )
     if report.paired:
-        lines.append(f"\nagainst {report.group_by}={report.baseline} (paired by seed, selected epoch's test accuracy, 95% CI):")
+        lines.append(f"\nagainst {report.group_by}={report.baseline} (paired by seed, selected epoch's test balanced "
+                     f"accuracy, 95% bootstrap CI):")
         for p in report.paired:
-            lines.append(f"  {p.group:<20} {p.n} pairs  diff {format_number(p.mean)} [{format_number(p.low)}, {format_number(p.high)}]  {p.verdict}")
+            lines.append(f"  {p.group:<20} {p.n} pairs  diff {format_number(p.mean)} [{format_number(p.low)}, "
+                         f"{format_number(p.high)}]  P(improvement) {format_number(p.p_improvement, 2)}  {p.verdict}")
+        lines += [f"  {line}" for line in map(few_seeds_line, report.paired) if line]
     lines.append("\ndiagnosis:")
     for run in report.runs:
         d = run.diagnosis()

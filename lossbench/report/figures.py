@@ -150,3 +150,40 @@ def save(fig: plt.Figure, path: Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def critical_difference_figure(ranking) -> plt.Figure:
+    """Demsar's critical-difference diagram: each loss at its average rank (1 =
+    best, left); losses whose ranks differ by less than the Nemenyi critical
+    difference are joined by a bar (not distinguishable at the 5% level)."""
+    ranks = ranking.average_rank
+    k = len(ranks)
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.3 * k))
+    ax.hlines(0, 1, k, color="black")
+    ax.set_xlim(0.5, k + 0.5)
+    ax.set_xticks(range(1, k + 1))
+    for i, (name, rank) in enumerate(ranks.items()):
+        y = -0.3 - 0.25 * i
+        ax.plot([rank, rank], [0, y], color="black", linewidth=0.8)
+        ax.text(rank, y - 0.05, f"{name} ({rank:.2f})", ha="center", va="top", fontsize="small")
+    cd = ranking.critical_difference
+    if cd is not None:
+        ax.plot([1, 1 + cd], [0.35, 0.35], color="tab:red", linewidth=2)
+        ax.text(1 + cd / 2, 0.42, f"CD = {cd:.2f}", ha="center", fontsize="small", color="tab:red")
+        values = ranks.to_numpy()
+        level, cliques = 0.15, []
+        for start in range(k):
+            end = max(j for j in range(start, k) if values[j] - values[start] < cd)
+            if end > start and not any(s <= start and e >= end for s, e in cliques):
+                ax.plot([values[start], values[end]], [level, level], color="tab:blue", linewidth=3)
+                cliques.append((start, end))
+                level += 0.08
+    ax.set_ylim(-0.6 - 0.25 * k, 0.6)
+    ax.set_yticks([])
+    ax.set_xlabel("average rank across settings (1 = best)")
+    p = f", Friedman p = {ranking.p_value:.3g}" if ranking.p_value is not None else ""
+    ax.set_title(f"{ranking.settings} settings{p}")
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig

@@ -9,6 +9,7 @@ import pandas as pd
 from lossbench.formatting import format_number
 from lossbench.report.aggregate import STAGES
 from lossbench.report.runs import being_written
+from lossbench.report.statistics import few_seeds_line
 
 
 def selection_sentence(runs) -> str:
@@ -40,9 +41,30 @@ def comparison_table(report) -> pd.DataFrame:
 def paired_table(report) -> pd.DataFrame:
     return pd.DataFrame([
         {report.group_by: p.group, "pairs": p.n, "mean difference": format_number(p.mean),
-         "95% CI": f"[{format_number(p.low)}, {format_number(p.high)}]", "verdict": p.verdict}
+         "95% bootstrap CI": f"[{format_number(p.low)}, {format_number(p.high)}]",
+         "P(improvement)": format_number(p.p_improvement, 2), "verdict": p.verdict,
+         "seeds needed": format_number(p.seeds_needed)}
         for p in report.paired
     ])
+
+
+# what the paired intervals cover, and what they do not
+VARIANCE_SOURCES = ("The intervals cover the variation that `seed` brings (initialisation and data order); the "
+                    "long-tail subsample (`dataset.subsample_seed`) and the validation split (`dataset.val_seed`) "
+                    "stay fixed unless their own seeds are swept.")
+
+
+def ranking_table(report) -> pd.DataFrame:
+    r = report.ranking
+    return pd.DataFrame({report.group_by: r.average_rank.index, "average rank": [format_number(v, 2) for v in r.average_rank]})
+
+
+def ranking_intro(report) -> str:
+    r = report.ranking
+    test = (f" Friedman test: chi-square {format_number(r.statistic, 2)}, p = {r.p_value:.3g}; Nemenyi critical "
+            f"difference {format_number(r.critical_difference, 2)} (ranks closer than that are not distinguishable "
+            f"at the 5% level)." if r.p_value is not None else " (the Friedman test needs 3 or more groups)")
+    return f"Each group's rank by the selected epoch's test balanced accuracy in each of {r.settings} settings, averaged.{test}"
 
 
 def diagnosis_table(report) -> pd.DataFrame:
@@ -68,16 +90,21 @@ def _sections(report):
     yield "Comparison", f"Grouped by `{report.group_by}`, seeds pooled. " + intro, comparison_table(report), [
         t for t in report.images if t in ("final and selected test accuracy by group", "test accuracy and NLL by group")]
     if report.paired:
+        notes = " ".join(line + "." for line in map(few_seeds_line, report.paired) if line)
         yield (f"Against {report.group_by}={report.baseline}",
-               "Per-seed paired difference of the selected epoch's test accuracy with a 95% t-interval.",
-               paired_table(report), [])
+               "Per-seed paired difference of the selected epoch's test balanced accuracy, with a 95% percentile "
+               "bootstrap interval of the mean, and the probability that a run of the group beats a run of the "
+               f"baseline. {VARIANCE_SOURCES} {notes}", paired_table(report), [])
+    if report.ranking is not None:
+        yield "Across settings", ranking_intro(report), ranking_table(report), [
+            t for t in report.images if t == "average rank across settings"]
     yield "Diagnosis", "From the trends of train and test loss over the recent window.", \
         diagnosis_table(report), []
     yield "Runs", "", None, [run.name for run in report.runs]
 
 
 def render_markdown(report) -> str:
-    parts = ["# lossbench report\n"]
+    parts = ["# lossbench report\n", f"**{report.headline}**\n" if report.headline else ""]
     for title, intro, table, images in _sections(report):
         parts.append(f"## {title}\n\n{intro}\n")
         if table is not None and len(table):
@@ -105,7 +132,7 @@ def _markdown_table(table: pd.DataFrame) -> str:
 
 
 def render_html(report) -> str:
-    body = []
+    body = [f"<p><strong>{html.escape(report.headline)}</strong></p>"] if report.headline else []
     for title, intro, table, images in _sections(report):
         body.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(intro)}</p>")
         if table is not None and len(table):

@@ -1,0 +1,51 @@
+"""The one sentence that answers "which loss should I train with?", computed
+from the same comparisons as the report's tables."""
+
+from lossbench.report.runs import Run
+from lossbench.report.statistics import Comparison
+
+
+def setting_label(runs: list[Run]) -> str:
+    """The data the runs trained on: ``digits_lt (r=10)``, or several joined."""
+    labels = []
+    for run in runs:
+        name = run.config_value("dataset.name") or run.summary.get("dataset") or "?"
+        ratio = run.config_value("dataset.imbalance_ratio")
+        labels.append(f"{name} (r={ratio:g})" if isinstance(ratio, (int, float)) and ratio > 1 else str(name))
+    return ", ".join(dict.fromkeys(labels))
+
+
+def selected_by(runs: list[Run]) -> str:
+    """How the compared numbers were selected, as an adjective."""
+    metrics = {run.selection.get("metric") for run in runs}
+    if all(m is not None and m.startswith("val_") for m in metrics):
+        return "validation-selected"
+    if metrics == {None}:
+        return "last-epoch"
+    if all(m is not None and m.startswith("test_") for m in metrics):
+        return "test-selected (optimistic)"
+    return "selected (by different rules: see each run)"
+
+
+def _points(value: float) -> str:
+    return f"{value * 100:+.1f} pts"
+
+
+def headline(comparisons: list[Comparison], runs: list[Run], metric_name: str = "balanced accuracy") -> str:
+    if not comparisons:
+        return ""
+    baseline = comparisons[0].baseline
+    seeds = max(c.n for c in comparisons)
+    where = f"On {setting_label(runs)}"
+    better = sorted((c for c in comparisons if c.verdict == "better than the baseline"), key=lambda c: -c.mean)
+    if better:
+        c = better[0]
+        return (f"{where}, {c.group} is best by {selected_by(runs)} {metric_name}: {_points(c.mean)} over {baseline} "
+                f"(95% CI [{c.low * 100:.1f}, {c.high * 100:.1f}]), P(improvement) = {c.p_improvement:.2f}, "
+                f"{c.n} seeds.")
+    worse = [c.group for c in comparisons if c.verdict == "worse than the baseline"]
+    if worse:
+        return (f"{where}, no loss beats {baseline} by {selected_by(runs)} {metric_name} with {seeds} seeds; "
+                f"worse than {baseline}: {', '.join(worse)}.")
+    return (f"{where}, no loss is distinguishable from {baseline} by {selected_by(runs)} {metric_name} "
+            f"with {seeds} seeds.")
