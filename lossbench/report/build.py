@@ -99,6 +99,18 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
     return report
 
 
+def sweep_headline(sweep_dir: Path, swept: list[str], values: dict[str, list[str]]) -> str:
+    """The headline of a sweep that compares one swept key (over seeds), for the end of ``lossbench train -m``:
+    against ce where ce is one of the values, else against the first."""
+    compared = [key for key in swept if key != "seed"]
+    if len(compared) != 1 or "seed" not in swept:
+        return ""
+    key = compared[0]
+    baseline = "ce" if "ce" in values[key] else values[key][0]
+    runs = load_runs([str(sweep_dir)])
+    return headline(paired_differences(runs, key, baseline), runs)
+
+
 def console_summary(report: Report) -> str:
     lines = [report.headline, ""] if report.headline else []
     lines.append(f"{len(report.runs)} runs: " + ", ".join(

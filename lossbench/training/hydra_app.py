@@ -18,7 +18,7 @@ from lossbench.errors import UserError
 from lossbench.diagnosis import Diagnosis
 from lossbench.config_dir import config_dir
 from lossbench.training.compose import compose_train, resolved
-from lossbench.training.overrides import check_command_line, not_a_setting, output_dir_of, parse, split_flags
+from lossbench.training.overrides import check_command_line, choices, not_a_setting, output_dir_of, parse, split_flags
 from lossbench.training.sweep import is_multirun, plan_sweep, prepare_job, unfinished_jobs
 from lossbench.formatting import format_summary_table
 from lossbench.training.run import run_training
@@ -210,6 +210,20 @@ def _hydra_refusal(error: HydraException, overrides: list[str]) -> str:
         return message
 
 
+def _print_headline(sweep_dir: Path, overrides: list[str]) -> None:
+    """The sweep's answer in one sentence, where it compares one key over seeds."""
+    from lossbench.report.build import sweep_headline
+
+    parsed = parse(overrides)
+    swept = {key: choices(o) for key, o in parsed.items() if o.is_sweep_override() and not o.is_hydra_override()}
+    try:
+        sentence = sweep_headline(sweep_dir, list(swept), swept)
+    except UserError:
+        return
+    if sentence:
+        print(f"\n{sentence}\n(lossbench report {sweep_dir} for the tables and figures)")
+
+
 def train_main(overrides: list[str]) -> None:
     try:
         overrides = check_command_line(overrides)
@@ -250,6 +264,7 @@ def train_main(overrides: list[str]) -> None:
         progress = given is None or given.value() is not False
         _wait_for_other_launches(sweep_dir, progress)
         problems = unfinished_jobs(sweep_dir)
+        _print_headline(sweep_dir, overrides)
         if problems:
             print(f"\nlossbench train: {len(problems)} job(s) of {sweep_dir} did not finish:", file=sys.stderr)
             for job, why in problems:
