@@ -28,15 +28,21 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> flo
     return float(-log_probs[np.arange(len(labels)), labels].mean())
 
 
-def calibration_error(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
-    """ECE over ``ECE_BINS`` equal-width confidence bins (0, 1/B], (1/B, 2/B], ..., as the trainer measures it."""
+def reliability_bins(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0):
+    """(count, summed confidence, summed hits) in ``ECE_BINS`` equal-width confidence bins
+    (0, 1/B], (1/B, 2/B], ..., as the trainer bins them."""
     log_probs = log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
     confidence = np.exp(log_probs.max(axis=1))
     hit = (log_probs.argmax(axis=1) == labels).astype(np.float64)
     index = np.clip(np.ceil(confidence * ECE_BINS).astype(int), 1, ECE_BINS) - 1
-    count = np.bincount(index, minlength=ECE_BINS)
-    gap = np.bincount(index, weights=hit, minlength=ECE_BINS) - np.bincount(index, weights=confidence, minlength=ECE_BINS)
-    return float(np.abs(gap).sum() / count.sum()) if count.sum() else math.nan
+    return (np.bincount(index, minlength=ECE_BINS), np.bincount(index, weights=confidence, minlength=ECE_BINS),
+            np.bincount(index, weights=hit, minlength=ECE_BINS))
+
+
+def calibration_error(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    """ECE over the reliability bins, as the trainer measures it."""
+    count, confidence, hits = reliability_bins(logits, labels, temperature)
+    return float(np.abs(hits - confidence).sum() / count.sum()) if count.sum() else math.nan
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:

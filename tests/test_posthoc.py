@@ -10,6 +10,7 @@ from scipy.special import softmax
 
 from lossbench.posthoc import (
     adjusted_predictions, balanced_accuracy, calibration_error, choose_tau, fit_temperature, nll, posthoc_results,
+    reliability_bins,
 )
 from lossbench.training.metrics import EpochTally, summarize_split
 
@@ -90,3 +91,30 @@ def test_posthoc_results_on_an_over_confident_long_tailed_model():
     assert results["test_balanced_acc_adjusted"] > results["test_balanced_acc"]
     assert results["test_tail_acc_adjusted"] > results["test_tail_acc"]
     assert math.isfinite(results["test_nll_scaled"])
+
+
+def test_the_report_redoes_the_posthoc_steps_from_saved_logits(tmp_path):
+    import json
+
+    from lossbench.report import figures
+    from lossbench.report.runs import load_runs
+    from lossbench.training.run_dir import RunDir
+
+    val, test = _sampled(n=2000, k=3, temperature=2.0, seed=5), _sampled(n=2000, k=3, temperature=2.0, seed=6)
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.path.mkdir()
+    run_dir.save_logits("selected", 7, {"val": (torch.tensor(val[0]), torch.tensor(val[1])),
+                                        "test": (torch.tensor(test[0]), torch.tensor(test[1]))})
+    (run_dir / "metrics.csv").write_text("epoch,test_acc\n7,0.5\n")
+    run_dir.write_summary({"status": "finished", "class_counts": [50, 30, 20]})
+    (run,) = load_runs([str(run_dir.path)])
+    fig = figures.posthoc_figure(run)
+    saved = RunDir(run_dir.path).logits("selected")  # float16 on disk: what the report works from
+    t = fit_temperature(saved["val_logits"], saved["val_labels"])
+    assert t == pytest.approx(2.0, rel=0.1)
+    scaled = fig.axes[0].lines[2]  # after the perfect-calibration line and the raw curve
+    count, confidence, hits = reliability_bins(saved["test_logits"], saved["test_labels"], t)
+    filled = count > 0
+    np.testing.assert_allclose(scaled.get_xdata(), confidence[filled] / count[filled])
+    np.testing.assert_allclose(scaled.get_ydata(), hits[filled] / count[filled])
+    assert f"T = {t:.2f}" in scaled.get_label()

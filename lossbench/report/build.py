@@ -89,6 +89,9 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
                 figures.bar_figure(groups, group_by), out_dir / "comparison_bar.png")
         for run in runs:
             images[run.name] = figures.save(figures.run_figure(run), out_dir / _image_name(run))
+            posthoc = figures.posthoc_figure(run)
+            if posthoc is not None:
+                images[f"post-hoc: {run.name}"] = figures.save(posthoc, out_dir / ("posthoc_" + _image_name(run)))
         table = runs_table(runs)
         table.to_csv(out_dir / "runs.csv", index=False, na_rep="")
         report = Report(runs, table, groups, paired, group_by, baseline, images, out_dir, ranking, headline(paired, runs))

@@ -12,6 +12,7 @@ from matplotlib.patches import Patch  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from lossbench.posthoc import adjusted_predictions, balanced_accuracy, posthoc_results, reliability_bins  # noqa: E402
 from lossbench.report.aggregate import group_label  # noqa: E402
 from lossbench.report.runs import Run  # noqa: E402
 
@@ -185,5 +186,48 @@ def critical_difference_figure(ranking) -> plt.Figure:
     ax.set_title(f"{ranking.settings} settings{p}")
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def posthoc_figure(run: Run) -> plt.Figure | None:
+    """The selected epoch's post-hoc steps, redone from its saved logits: the
+    test reliability before and after temperature scaling (bin counts written
+    on the points), and per-class test accuracy before and after logit
+    adjustment. None for a run without saved validation logits."""
+    saved = run.saved_logits()
+    counts = run.summary.get("class_counts")
+    if saved is None or "val_logits" not in saved or not counts:
+        return None
+    groups = list(run.per_class["group"].fillna("").astype(str)) if run.per_class is not None and "group" in run.per_class else None
+    val, test = (saved["val_logits"], saved["val_labels"]), (saved["test_logits"], saved["test_labels"])
+    results = posthoc_results(val, test, counts, groups if groups and any(groups) else None)
+    fig, (reliability, per_class) = plt.subplots(1, 2, figsize=(13, 4.5))
+    reliability.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
+    for temperature, label in ((1.0, f"raw, ECE {results['test_ece']:.4f}"),
+                               (results["temperature"], f"T = {results['temperature']:.2f}, ECE {results['test_ece_scaled']:.4f}")):
+        count, confidence, hits = reliability_bins(*test, temperature)
+        filled = count > 0
+        x, y = confidence[filled] / count[filled], hits[filled] / count[filled]
+        (line,) = reliability.plot(x, y, marker="o", label=label)
+        for xi, yi, n in zip(x, y, count[filled]):
+            reliability.annotate(str(int(n)), (xi, yi), textcoords="offset points", xytext=(0, 5), fontsize="x-small",
+                                 color=line.get_color(), ha="center")
+    reliability.set(title=f"test reliability, epoch {saved['epoch']} (numbers: images per bin)", xlabel="confidence",
+                    ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.05))
+    reliability.legend(fontsize="small", loc="upper left")
+    order = np.argsort(-np.asarray(counts), kind="stable")
+    log_prior = np.log(np.asarray(counts, dtype=float) / sum(counts))
+    raw = balanced_accuracy(test[0].argmax(axis=1), test[1], len(counts))[1]
+    adjusted = balanced_accuracy(adjusted_predictions(test[0], log_prior, results["tau"]), test[1], len(counts))[1]
+    x = np.arange(len(counts))
+    per_class.bar(x - 0.2, raw[order], width=0.4, label=f"raw, balanced {results['test_balanced_acc']:.4f}")
+    per_class.bar(x + 0.2, adjusted[order], width=0.4,
+                  label=f"tau = {results['tau']:g}, balanced {results['test_balanced_acc_adjusted']:.4f}")
+    per_class.set_xticks(x, [str(c) for c in order], fontsize="x-small", rotation=90 if len(counts) > 20 else 0)
+    per_class.set(title="per-class test accuracy, logit adjustment fitted on validation",
+                  xlabel="class (by training count, most first)", ylabel="accuracy", ylim=(0, 1.05))
+    per_class.legend(fontsize="small", loc="lower left")
+    fig.suptitle(f"post-hoc: {run.label}")
     fig.tight_layout()
     return fig

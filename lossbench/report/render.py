@@ -100,7 +100,8 @@ def _sections(report):
             t for t in report.images if t == "average rank across settings"]
     yield "Diagnosis", "From the trends of train and test loss over the recent window.", \
         diagnosis_table(report), []
-    yield "Runs", "", None, [run.name for run in report.runs]
+    yield "Runs", "", None, [name for run in report.runs
+                             for name in (run.name, f"post-hoc: {run.name}") if name in report.images]
 
 
 def render_markdown(report) -> str:

@@ -81,6 +81,10 @@ class Run:
         values = m[metric]
         return values.idxmin() if metric.endswith(LOWER_IS_BETTER) else values.idxmax()
 
+    def saved_logits(self) -> dict | None:
+        """The validation and test logits of the selected epoch, where the run saved them."""
+        return RunDir(self.path).logits("selected")
+
     def diagnosis(self) -> Diagnosis:
         """What the run wrote at its end; judged from its curves so far while it
         is still written, or when it was killed before it could say."""
