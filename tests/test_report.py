@@ -192,3 +192,16 @@ def test_empty_or_foreign_folder_is_refused(tmp_path):
         build_report([str(tmp_path)], None)
     with pytest.raises(UserError, match="does not exist"):
         build_report([str(tmp_path / "missing")], None)
+
+
+def test_the_oracle_epoch_only_when_asked_and_marked(sweep, tmp_path):
+    report = build_report([str(sweep)], str(tmp_path / "oracle"), epoch="oracle")
+    (paired,) = report.paired
+    # the best test epoch (8): focal 0.84, 0.85, 0.80; ce 0.79, 0.81, 0.77 (balanced = acc - 0.01)
+    assert paired.metric == "oracle_test_balanced_acc" and paired.mean == pytest.approx(0.04, abs=1e-12)
+    assert "oracle: chosen on the test set, optimistic" in report.headline
+    markdown = (tmp_path / "oracle" / "report.md").read_text()
+    assert "oracle (best test epoch: optimistic) acc" in markdown
+    assert report.groups.iloc[0]["oracle_test_acc_mean"] == pytest.approx(np.mean([0.85, 0.86, 0.81]), abs=1e-12)
+    default = build_report([str(sweep)], str(tmp_path / "default"))
+    assert "oracle" not in (tmp_path / "default" / "report.md").read_text() and "oracle" not in default.headline

@@ -13,8 +13,9 @@ METRICS = ("test_acc", "test_balanced_acc", "test_tail_acc", "test_ece", "test_n
 # the selected epoch's numbers after the post-hoc steps (fitted on validation), beside the raw ones
 POSTHOC_METRICS = ("test_ece_scaled", "test_nll_scaled", "test_balanced_acc_adjusted", "test_tail_acc_adjusted")
 STAGES = ("selected", "final")
-# what comparisons, the ranking and the headline judge by
-COMPARISON_METRIC = "selected_test_balanced_acc"
+# what comparisons, the ranking and the headline judge by, at the epoch ``lossbench report --epoch`` names
+COMPARED = "test_balanced_acc"
+EPOCHS = ("selected", "final", "oracle")
 
 
 def run_metrics(run: Run) -> dict:
@@ -44,14 +45,14 @@ def group_label(run: Run, key: str) -> str:
     return "?" if value is None else str(value)
 
 
-def summarize_groups(runs: list[Run], key: str) -> pd.DataFrame:
+def summarize_groups(runs: list[Run], key: str, epoch: str = "selected") -> pd.DataFrame:
     """One row per group: n runs, mean and sample standard deviation of each metric."""
     rows = []
     labels = list(dict.fromkeys(group_label(r, key) for r in runs))
     for label in labels:
         members = [run_metrics(r) for r in runs if group_label(r, key) == label]
         row = {key: label, "runs": len(members)}
-        columns = [f"{stage}_{metric}" for stage in STAGES for metric in METRICS]
+        columns = [f"{stage}_{metric}" for stage in dict.fromkeys((*STAGES, epoch)) for metric in METRICS]
         columns += [f"posthoc_{metric}" for metric in POSTHOC_METRICS]
         for column in columns:
             values = np.array([m[column] for m in members if column in m], dtype=float)
@@ -60,8 +61,8 @@ def summarize_groups(runs: list[Run], key: str) -> pd.DataFrame:
                 row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         rows.append(row)
     table = pd.DataFrame(rows)
-    if f"{COMPARISON_METRIC}_mean" in table:
-        table = table.sort_values(f"{COMPARISON_METRIC}_mean", ascending=False, kind="stable").reset_index(drop=True)
+    if f"{epoch}_{COMPARED}_mean" in table:
+        table = table.sort_values(f"{epoch}_{COMPARED}_mean", ascending=False, kind="stable").reset_index(drop=True)
         table.insert(0, "rank", range(1, len(table) + 1))
     return table
 
@@ -78,7 +79,7 @@ def setting_of(run: Run, key: str) -> tuple:
     return tuple(o for o in _pairing_key(run, key) if not str(o).startswith("seed=") and o != ("seed", run.seed))
 
 
-def settings_table(runs: list[Run], key: str, metric: str = COMPARISON_METRIC) -> pd.DataFrame:
+def settings_table(runs: list[Run], key: str, metric: str = f"selected_{COMPARED}") -> pd.DataFrame:
     """One row per setting, one column per group: the mean of ``metric`` over seeds."""
     cells = {}
     for r in runs:
@@ -89,7 +90,7 @@ def settings_table(runs: list[Run], key: str, metric: str = COMPARISON_METRIC) -
     return table.unstack() if len(table) else pd.DataFrame()
 
 
-def paired_differences(runs: list[Run], key: str, baseline: str, metric: str = COMPARISON_METRIC) -> list[Comparison]:
+def paired_differences(runs: list[Run], key: str, baseline: str, metric: str = f"selected_{COMPARED}") -> list[Comparison]:
     """Each group against the baseline on ``metric``, runs paired by seed and settings."""
     base = {_pairing_key(r, key): run_metrics(r).get(metric) for r in runs if group_label(r, key) == baseline}
     results = []

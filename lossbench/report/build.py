@@ -9,10 +9,10 @@ import pandas as pd
 from lossbench.errors import UserError
 from lossbench.formatting import format_number
 from lossbench.report import figures
-from lossbench.report.aggregate import paired_differences, run_metrics, settings_table, summarize_groups
+from lossbench.report.aggregate import COMPARED, paired_differences, run_metrics, settings_table, summarize_groups
 from lossbench.report.headline import headline
 from lossbench.report.statistics import Comparison, Ranking, few_seeds_line, rank_across_settings
-from lossbench.report.render import render_html, render_markdown, selection_sentence
+from lossbench.report.render import EPOCH_NAMES, render_html, render_markdown, selection_sentence
 from lossbench.report.runs import Run, being_written, load_runs
 
 
@@ -28,6 +28,7 @@ class Report:
     out_dir: Path
     ranking: Ranking | None = None  # across settings, where the runs hold more than one
     headline: str = ""
+    epoch: str = "selected"  # whose numbers are compared
 
 
 def _override_values(run: Run) -> dict:
@@ -62,7 +63,9 @@ def _image_name(run: Run) -> str:
     return "run_" + "".join(c if c.isalnum() or c in "-_" else "_" for c in run.name) + ".png"
 
 
-def build_report(paths: list[str], out: str | None, group_by: str = "loss", baseline: str | None = "ce") -> Report:
+def build_report(paths: list[str], out: str | None, group_by: str = "loss", baseline: str | None = "ce",
+                 epoch: str = "selected") -> Report:
+    """``epoch``: which epoch's numbers the ranking, the comparisons and the headline use."""
     runs = load_runs(paths)
     # one path: the report sits beside its runs; several: in the current directory
     out_dir = Path(out) if out else (Path(paths[0]) / "report" if len(paths) == 1 else Path("report"))
@@ -70,12 +73,13 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot write the report into {out_dir}: {e.strerror or e}; choose another with --out DIR") from None
-    groups = summarize_groups(runs, group_by)
+    groups = summarize_groups(runs, group_by, epoch)
     labels = set(groups[group_by]) if len(groups) else set()
     if baseline is not None and baseline not in labels:
         baseline = None
-    paired = paired_differences(runs, group_by, baseline) if baseline else []
-    settings = settings_table(runs, group_by)
+    compared = f"{epoch}_{COMPARED}"
+    paired = paired_differences(runs, group_by, baseline, compared) if baseline else []
+    settings = settings_table(runs, group_by, compared)
     ranking = rank_across_settings(settings) if len(settings) >= 2 and settings.shape[1] >= 2 else None
     images = {}
     try:
@@ -94,7 +98,8 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
                 images[f"post-hoc: {run.name}"] = figures.save(posthoc, out_dir / ("posthoc_" + _image_name(run)))
         table = runs_table(runs)
         table.to_csv(out_dir / "runs.csv", index=False, na_rep="")
-        report = Report(runs, table, groups, paired, group_by, baseline, images, out_dir, ranking, headline(paired, runs))
+        report = Report(runs, table, groups, paired, group_by, baseline, images, out_dir, ranking,
+                        headline(paired, runs, epoch), epoch)
         (out_dir / "report.md").write_text(render_markdown(report))
         (out_dir / "report.html").write_text(render_html(report))
     except OSError as e:
@@ -126,14 +131,14 @@ def console_summary(report: Report) -> str:
         for _, row in g.iterrows():
             lines.append(
                 f"  {row.get('rank', '-')}. {row[report.group_by]:<20} runs {row['runs']:>2}  "
-                f"selected balanced acc {format_number(row.get('selected_test_balanced_acc_mean'))} ± "
-                f"{format_number(row.get('selected_test_balanced_acc_std'))}  "
+                f"{EPOCH_NAMES[report.epoch]} balanced acc {format_number(row.get(f'{report.epoch}_test_balanced_acc_mean'))} ± "
+                f"{format_number(row.get(f'{report.epoch}_test_balanced_acc_std'))}  "
                 f"final balanced acc {format_number(row.get('final_test_balanced_acc_mean'))} ± "
                 f"{format_number(row.get('final_test_balanced_acc_std'))}"
             )
     if report.paired:
-        lines.append(f"\nagainst {report.group_by}={report.baseline} (paired by seed, selected epoch's test balanced "
-                     f"accuracy, 95% bootstrap CI):")
+        lines.append(f"\nagainst {report.group_by}={report.baseline} (paired by seed, {EPOCH_NAMES[report.epoch]} epoch's test "
+                     f"balanced accuracy, 95% bootstrap CI):")
         for p in report.paired:
             lines.append(f"  {p.group:<20} {p.n} pairs  diff {format_number(p.mean)} [{format_number(p.low)}, "
                          f"{format_number(p.high)}]  P(improvement) {format_number(p.p_improvement, 2)}  {p.verdict}")
@@ -147,7 +152,8 @@ def console_summary(report: Report) -> str:
     return "\n".join(lines)
 
 
-def report_main(paths: list[str], out: str | None, group_by: str = "loss", baseline: str | None = "ce") -> Report:
-    report = build_report(paths, out, group_by, baseline)
+def report_main(paths: list[str], out: str | None, group_by: str = "loss", baseline: str | None = "ce",
+                epoch: str = "selected") -> Report:
+    report = build_report(paths, out, group_by, baseline, epoch)
     print(console_summary(report))
     return report

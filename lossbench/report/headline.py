@@ -15,8 +15,12 @@ def setting_label(runs: list[Run]) -> str:
     return ", ".join(dict.fromkeys(labels))
 
 
-def selected_by(runs: list[Run]) -> str:
+def selected_by(runs: list[Run], epoch: str = "selected") -> str:
     """How the compared numbers were selected, as an adjective."""
+    if epoch == "oracle":
+        return "best-test-epoch (oracle: chosen on the test set, optimistic)"
+    if epoch == "final":
+        return "last-epoch"
     metrics = {run.selection.get("metric") for run in runs}
     if all(m is not None and m.startswith("val_") for m in metrics):
         return "validation-selected"
@@ -31,7 +35,8 @@ def _points(value: float) -> str:
     return f"{value * 100:+.1f} pts"
 
 
-def headline(comparisons: list[Comparison], runs: list[Run], metric_name: str = "balanced accuracy") -> str:
+def headline(comparisons: list[Comparison], runs: list[Run], epoch: str = "selected",
+             metric_name: str = "balanced accuracy") -> str:
     if not comparisons:
         return ""
     baseline = comparisons[0].baseline
@@ -40,12 +45,12 @@ def headline(comparisons: list[Comparison], runs: list[Run], metric_name: str = 
     better = sorted((c for c in comparisons if c.verdict == "better than the baseline"), key=lambda c: -c.mean)
     if better:
         c = better[0]
-        return (f"{where}, {c.group} is best by {selected_by(runs)} {metric_name}: {_points(c.mean)} over {baseline} "
+        return (f"{where}, {c.group} is best by {selected_by(runs, epoch)} {metric_name}: {_points(c.mean)} over {baseline} "
                 f"(95% CI [{c.low * 100:.1f}, {c.high * 100:.1f}]), P(improvement) = {c.p_improvement:.2f}, "
                 f"{c.n} seeds.")
     worse = [c.group for c in comparisons if c.verdict == "worse than the baseline"]
     if worse:
-        return (f"{where}, no loss beats {baseline} by {selected_by(runs)} {metric_name} with {seeds} seeds; "
+        return (f"{where}, no loss beats {baseline} by {selected_by(runs, epoch)} {metric_name} with {seeds} seeds; "
                 f"worse than {baseline}: {', '.join(worse)}.")
-    return (f"{where}, no loss is distinguishable from {baseline} by {selected_by(runs)} {metric_name} "
+    return (f"{where}, no loss is distinguishable from {baseline} by {selected_by(runs, epoch)} {metric_name} "
             f"with {seeds} seeds.")

@@ -12,6 +12,10 @@ from lossbench.report.runs import being_written
 from lossbench.report.statistics import few_seeds_line
 
 
+# how each epoch is named wherever it is shown: the oracle always marked
+EPOCH_NAMES = {"selected": "selected", "final": "final", "oracle": "oracle (best test epoch: optimistic)"}
+
+
 def selection_sentence(runs) -> str:
     """How the runs chose the epoch they report, in one sentence."""
     ways = list(dict.fromkeys(run.selection["by"] for run in runs))
@@ -23,7 +27,8 @@ def comparison_table(report) -> pd.DataFrame:
     if not len(g):
         return pd.DataFrame()
     table = pd.DataFrame({"rank": g.get("rank"), report.group_by: g[report.group_by], "runs": g["runs"]})
-    columns = [(f"{stage}_{metric}", f"{stage} {title}") for stage in STAGES for metric, title in (
+    stages = dict.fromkeys((*STAGES, report.epoch))
+    columns = [(f"{stage}_{metric}", f"{EPOCH_NAMES[stage]} {title}") for stage in stages for metric, title in (
         ("test_acc", "acc"), ("test_balanced_acc", "balanced acc"), ("test_tail_acc", "tail acc"), ("test_ece", "ECE"),
         ("test_nll", "NLL"))]
     columns += [("posthoc_test_ece_scaled", "selected ECE, temperature-scaled"),
@@ -64,7 +69,8 @@ def ranking_intro(report) -> str:
     test = (f" Friedman test: chi-square {format_number(r.statistic, 2)}, p = {r.p_value:.3g}; Nemenyi critical "
             f"difference {format_number(r.critical_difference, 2)} (ranks closer than that are not distinguishable "
             f"at the 5% level)." if r.p_value is not None else " (the Friedman test needs 3 or more groups)")
-    return f"Each group's rank by the selected epoch's test balanced accuracy in each of {r.settings} settings, averaged.{test}"
+    return (f"Each group's rank by the {EPOCH_NAMES[report.epoch]} epoch's test balanced accuracy in each of "
+            f"{r.settings} settings, averaged.{test}")
 
 
 def diagnosis_table(report) -> pd.DataFrame:
@@ -92,7 +98,7 @@ def _sections(report):
     if report.paired:
         notes = " ".join(line + "." for line in map(few_seeds_line, report.paired) if line)
         yield (f"Against {report.group_by}={report.baseline}",
-               "Per-seed paired difference of the selected epoch's test balanced accuracy, with a 95% percentile "
+               f"Per-seed paired difference of the {EPOCH_NAMES[report.epoch]} epoch's test balanced accuracy, with a 95% percentile "
                "bootstrap interval of the mean, and the probability that a run of the group beats a run of the "
                f"baseline. {VARIANCE_SOURCES} {notes}", paired_table(report), [])
     if report.ranking is not None:
