@@ -205,3 +205,21 @@ def test_the_oracle_epoch_only_when_asked_and_marked(sweep, tmp_path):
     assert report.groups.iloc[0]["oracle_test_acc_mean"] == pytest.approx(np.mean([0.85, 0.86, 0.81]), abs=1e-12)
     default = build_report([str(sweep)], str(tmp_path / "default"))
     assert "oracle" not in (tmp_path / "default" / "report.md").read_text() and "oracle" not in default.headline
+
+
+def test_ranking_across_settings(tmp_path):
+    # three losses on two imbalance ratios; ldam first on both, focal and ce trade places
+    cells = {("ce", 10): 0.80, ("focal", 10): 0.82, ("ldam", 10): 0.85,
+             ("ce", 50): 0.72, ("focal", 50): 0.70, ("ldam", 50): 0.78}
+    for job, ((loss, ratio), best) in enumerate(cells.items()):
+        for seed in (0, 1):
+            path = tmp_path / "runs" / f"{job}_{seed}"
+            write_run(path, loss, seed, best + 0.001 * seed)
+            (path / ".hydra" / "overrides.yaml").write_text(
+                yaml.safe_dump([f"loss={loss}", f"seed={seed}", f"dataset.imbalance_ratio={ratio}"]))
+    report = build_report([str(tmp_path / "runs")], str(tmp_path / "report"))
+    assert report.ranking.settings == 2
+    assert report.ranking.average_rank.to_dict() == {"ldam": 1.0, "focal": 2.5, "ce": 2.5}
+    assert report.ranking.critical_difference == pytest.approx(2.343 * math.sqrt(3 * 4 / (6 * 2)), abs=1e-3)
+    assert "average rank across settings" in report.images
+    assert "Friedman test" in (tmp_path / "report" / "report.md").read_text()
