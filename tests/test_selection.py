@@ -41,3 +41,24 @@ def test_a_test_metric_only_when_named_and_marked():
 def test_an_unknown_metric_is_refused():
     with pytest.raises(UserError, match="trainer.select_metric='val_acc2' is invalid: valid metrics are val_loss"):
         selection_for("val_acc2", True)
+
+
+def test_a_search_optimises_a_validation_number_by_default():
+    from helpers.training import compose_train
+    from lossbench.training.search import _metric
+
+    assert compose_train("hparams_search=focal_gamma").hparams_search.metric == "selected.val_balanced_acc"
+    summary = {"selected": {"val_balanced_acc": 0.7, "test_acc": 0.9}, "oracle": {"test_acc": 0.95}}
+    assert _metric(summary, "selected.val_balanced_acc") == 0.7
+    assert _metric(summary, "oracle.test_acc") == 0.95  # named: allowed
+    with pytest.raises(UserError, match="use selected.<metric> or final.<metric>"):
+        _metric(summary, "best.test_acc")
+
+
+def test_a_search_on_validation_needs_a_validation_split(tmp_path):
+    from lossbench.training.search import run_search
+
+    with pytest.raises(UserError, match="needs a validation split: set dataset.val_fraction"):
+        run_search(["hparams_search=focal_gamma", "dataset=digits", "dataset.val_fraction=0",
+                    f"paths.output_dir={tmp_path}"])
+    assert not (tmp_path / "search").exists()
