@@ -47,7 +47,10 @@ def test_quick_start_on_digits(tmp_path):
     accuracy = [float(r["test_acc"]) for r in rows]
     assert accuracy[-1] >= 0.9 and accuracy[-1] > accuracy[0]
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "finished" and sum(summary["class_counts"]) == 1437
+    # digits' 1,437 training images: 142 held out for validation (a tenth of each class), the rest trained on
+    assert summary["status"] == "finished" and sum(summary["class_counts"]) + sum(summary["val_counts"]) == 1437
+    assert sum(summary["val_counts"]) == 142 and summary["selection"]["metric"] == "val_balanced_acc"
+    assert (run / "logits_selected.pt").is_file() and summary["posthoc"]["temperature"] > 0
     assert (run / ".hydra" / "config.yaml").is_file() and (run / "per_class.csv").is_file()
     assert (run / "train.log").is_file() and (run / "last.pt").is_file()
 
@@ -81,7 +84,7 @@ def test_report_of_an_empty_folder_fails_in_one_line(tmp_path):
 def test_long_tailed_cifar_through_the_cli(tmp_path, cifar_dir):
     result = lossbench(
         "train", "dataset=cifar10_lt", "dataset.imbalance_ratio=10", "model=resnet20", "trainer.epochs=1",
-        "trainer.batch_size=32", f"paths.data_dir={cifar_dir}", cwd=tmp_path,
+        "trainer.batch_size=32", f"paths.data_dir={cifar_dir}", "dataset.val_fraction=0", cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run = next((tmp_path / "results" / "runs").glob("*/*_cifar10_lt_ce"))
@@ -150,7 +153,8 @@ def test_reference_recipe_is_pinned(tmp_path):
     assert cfg["trainer"]["drw_epoch"] == 160 and cfg["trainer"]["drw_beta"] == 0.9999
     other = yaml.safe_load(lossbench("train", "experiment=ldam_drw_cifar10_lt", "loss=ce", "trainer.drw_epoch=null",
                                      "--cfg", "job", cwd=tmp_path).stdout)
-    assert other["loss"] == {"name": "ce"} and other["trainer"]["drw_epoch"] is None and other["model"]["name"] == "resnet32"
+    assert cfg["dataset"]["val_fraction"] == 0  # the paper's protocol: no validation split
+    assert other["loss"]["name"] == "ce" and other["trainer"]["drw_epoch"] is None and other["model"]["name"] == "resnet32"
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,8 @@ def test_losses_train_on_cifar_shaped_data(tmp_path, cifar_dir, name):
     # 3-channel 32x32 images through ResNet-20 (embedding 64), long-tailed counts
     summary = run_training(
         compose_train("dataset=cifar10_lt", "dataset.imbalance_ratio=10", "model=resnet20", f"loss={name}",
-                      "trainer.epochs=1", "trainer.batch_size=32", f"paths.data_dir={cifar_dir}"),
+                      "trainer.epochs=1", "trainer.batch_size=32", f"paths.data_dir={cifar_dir}",
+                      "dataset.val_fraction=0"),
         tmp_path,
     )
     assert summary["status"] == "finished" and summary["class_counts"] == [30, 23, 17, 13, 10, 8, 6, 5, 3, 3]
