@@ -87,7 +87,8 @@ def write_data(root: Path, train_images: int) -> Path:
 
 def train_overrides(model: str, batch: int, data_dir: Path, device: torch.device, epochs: int, extra=()) -> list[str]:
     return [
-        "dataset=cifar10", f"paths.data_dir={data_dir}", "dataset.download=false", f"model={model}",
+        # every image trains: the same images as the conventional loop it is compared with
+        "dataset=cifar10", f"paths.data_dir={data_dir}", "dataset.download=false", "dataset.val_fraction=0", f"model={model}",
         f"trainer.batch_size={batch}", f"trainer.epochs={epochs}", "trainer.progress=false", f"trainer.device={device}",
         *extra,
     ]
