@@ -6,31 +6,45 @@ import pytest
 from lossbench.errors import UserError
 from lossbench.training.selection import selection_for
 
-# validation peaks at epoch 2, test at epoch 3
+# validation accuracy peaks at epochs 2 and 5 (a tie that the lower val_nll of epoch 5 breaks), test at epoch 3
 ROWS = [
-    {"epoch": 1, "val_balanced_acc": 0.50, "val_nll": 1.0, "test_acc": 0.50},
-    {"epoch": 2, "val_balanced_acc": 0.70, "val_nll": 0.8, "test_acc": 0.60},
-    {"epoch": 3, "val_balanced_acc": 0.65, "val_nll": 0.9, "test_acc": 0.75},
-    {"epoch": 4, "val_balanced_acc": 0.70, "val_nll": 0.7, "test_acc": 0.55},
+    {"epoch": 1, "val_balanced_acc": 0.50, "val_nll": 1.0, "test_acc": 0.50, "test_nll": 1.0},
+    {"epoch": 2, "val_balanced_acc": 0.70, "val_nll": 0.8, "test_acc": 0.60, "test_nll": 0.9},
+    {"epoch": 3, "val_balanced_acc": 0.65, "val_nll": 0.9, "test_acc": 0.75, "test_nll": 0.7},
+    {"epoch": 4, "val_balanced_acc": 0.60, "val_nll": 0.6, "test_acc": 0.55, "test_nll": 0.8},
+    {"epoch": 5, "val_balanced_acc": 0.70, "val_nll": 0.7, "test_acc": 0.55, "test_nll": 0.8},
+    {"epoch": 6, "val_balanced_acc": 0.70, "val_nll": 0.75, "test_acc": 0.70, "test_nll": 0.6},
 ]
 
 
 def _selected_epoch(selection) -> int:
-    chosen, value = None, None
+    chosen, key = None, None
     for row in ROWS:
-        if selection.improves(row, value):
-            chosen, value = row["epoch"], row.get(selection.metric) if selection.metric else None
+        if selection.improves(row, key):
+            chosen, key = row["epoch"], selection.key(row)
     return chosen
 
 
 def test_selection_reads_validation_only():
-    assert _selected_epoch(selection_for("val_balanced_acc", True)) == 2  # a tie keeps the earlier epoch
+    assert _selected_epoch(selection_for("val_balanced_acc", True)) == 5
     assert _selected_epoch(selection_for("val_nll", True)) == 4  # lower is better
+
+
+def test_a_saturated_validation_accuracy_goes_to_the_lower_nll():
+    """A small validation split reaches 100% early: the first epoch there is not the best one."""
+    selection = selection_for("val_acc", True)
+    rows = [{"epoch": e, "val_acc": a, "val_nll": n} for e, a, n in
+            [(1, 0.9, 0.30), (2, 1.0, 0.20), (3, 1.0, 0.08), (4, 1.0, 0.05), (5, 1.0, 0.06)]]
+    chosen, key = None, None
+    for row in rows:
+        if selection.improves(row, key):
+            chosen, key = row["epoch"], selection.key(row)
+    assert chosen == 4 and "ties to the lower val_nll" in selection.by
 
 
 def test_without_validation_the_last_epoch_is_reported():
     selection = selection_for("val_balanced_acc", False)
-    assert _selected_epoch(selection) == 4 and selection.metric is None and "no validation split" in selection.by
+    assert _selected_epoch(selection) == 6 and selection.metric is None and "no validation split" in selection.by
 
 
 def test_a_test_metric_only_when_named_and_marked():

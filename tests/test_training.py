@@ -90,13 +90,15 @@ def test_run_files(tmp_path):
     held = [max(1, round(0.1 * n)) for n in long_tail]
     assert on_disk["val_counts"] == held == [14, 11, 8, 6, 5, 4, 3, 2, 2, 1]
     assert on_disk["class_counts"] == [n - v for n, v in zip(long_tail, held)] == summary["class_counts"]
-    # selected: the epoch of best validation balanced accuracy (the first on a tie); oracle: of best test accuracy
-    selected = max(rows, key=lambda r: float(r["val_balanced_acc"]))
+    # selected: the epoch of best validation balanced accuracy (ties to the lower validation NLL); oracle: of best
+    # test accuracy
+    selected = max(rows, key=lambda r: (float(r["val_balanced_acc"]), -float(r["val_nll"])))
     assert on_disk["selected_epoch"] == int(selected["epoch"])
     assert math.isclose(on_disk["selected"]["test_acc"], float(selected["test_acc"]), rel_tol=1e-5)
     oracle = max(rows, key=lambda r: float(r["test_acc"]))
     assert on_disk["oracle_epoch"] == int(oracle["epoch"])
-    assert on_disk["selection"] == {"metric": "val_balanced_acc", "by": "the epoch of best val_balanced_acc (validation split)"}
+    assert on_disk["selection"] == {"metric": "val_balanced_acc",
+                                    "by": "the epoch of best val_balanced_acc (validation split; ties to the lower val_nll)"}
     assert math.isclose(on_disk["final"]["test_acc"], float(rows[-1]["test_acc"]), rel_tol=1e-5)
     for key in ("device", "device_name", "versions", "wall_time_s"):
         assert on_disk[key]

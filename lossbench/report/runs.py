@@ -12,7 +12,7 @@ from lossbench.errors import UserError
 from lossbench.diagnosis import Diagnosis, diagnose
 from lossbench.training.folder_lock import LockOwner, live_owner
 from lossbench.training.run_dir import RunDir
-from lossbench.training.selection import LOWER_IS_BETTER
+from lossbench.training.selection import Selection, selection_for
 
 DEFAULT_SELECT_METRIC = "val_balanced_acc"
 
@@ -66,9 +66,8 @@ class Run:
         if isinstance(recorded, dict):
             return recorded
         m = self.metrics
-        if DEFAULT_SELECT_METRIC in m and m[DEFAULT_SELECT_METRIC].notna().any():
-            return {"metric": DEFAULT_SELECT_METRIC, "by": f"the epoch of best {DEFAULT_SELECT_METRIC} (validation split)"}
-        return {"metric": None, "by": "the last epoch (no validation split)"}
+        has_validation = DEFAULT_SELECT_METRIC in m and m[DEFAULT_SELECT_METRIC].notna().any()
+        return selection_for(DEFAULT_SELECT_METRIC, has_validation).record()
 
     def selected_index(self):
         """The row of metrics.csv at the selected epoch (None for a run with no epoch)."""
@@ -78,8 +77,10 @@ class Run:
         metric = self.selection.get("metric")
         if metric is None or metric not in m or not m[metric].notna().any():
             return m.index[-1]
-        values = m[metric]
-        return values.idxmin() if metric.endswith(LOWER_IS_BETTER) else values.idxmax()
+        # the rule the run selected by, ties included
+        selection = Selection(metric, "")
+        keys = {index: selection.key(row) for index, row in zip(m.index, m.to_dict("records"))}
+        return max((k for k in keys if keys[k] is not None), key=lambda k: keys[k])
 
     def saved_logits(self) -> dict | None:
         """The validation and test logits of the selected epoch, where the run saved them."""

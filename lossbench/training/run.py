@@ -131,12 +131,12 @@ class Progress:
     start_epoch: int
     summary: dict
     rows: list[dict] = field(default_factory=list)
-    selected_value: float | None = None  # of the selection metric at the selected epoch
+    selected_key: tuple | None = None  # Selection.key of the selected epoch
     selected_per_class: list | None = None
     oracle_acc: float = -1.0
 
     def checkpoint_state(self) -> dict:
-        return {"selected_value": self.selected_value, "selected_per_class": self.selected_per_class,
+        return {"selected_key": self.selected_key, "selected_per_class": self.selected_per_class,
                 "oracle_acc": self.oracle_acc}
 
 
@@ -329,8 +329,8 @@ def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float) -
 def _select(run: Setup, progress: Progress, run_dir: RunDir, epoch: int, row: dict, evaluated: dict) -> None:
     """The selected epoch (by the selection metric) and the oracle one (by test accuracy)."""
     summary = progress.summary
-    if run.selection.improves(row, progress.selected_value):
-        progress.selected_value = row.get(run.selection.metric) if run.selection.metric else None
+    if run.selection.improves(row, progress.selected_key):
+        progress.selected_key = run.selection.key(row)
         progress.selected_per_class = evaluated["test"].per_class
         summary["selected"], summary["selected_epoch"] = row, epoch
         _save_logits(run, run_dir, "selected", epoch, evaluated)
