@@ -21,6 +21,9 @@ from lossbench.training.metrics import ECE_BINS, group_accuracies, per_class_acc
 TAU_GRID = tuple(round(0.1 * i, 1) for i in range(21))
 # the temperature is searched in log space over [1/50, 50]
 LOG_T_BOUNDS = (-math.log(50.0), math.log(50.0))
+UNFITTED = ("no temperature fitted: the validation split has no error at this epoch (or its NLL has no minimum "
+            "within [1/50, 50]), so sharper is always better on it; a larger dataset.val_fraction gives it errors to "
+            "weigh")
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
@@ -45,10 +48,16 @@ def calibration_error(logits: np.ndarray, labels: np.ndarray, temperature: float
     return float(np.abs(hits - confidence).sum() / count.sum()) if count.sum() else math.nan
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The T > 0 that minimises the NLL of ``softmax(logits / T)``."""
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float | None:
+    """The T > 0 that minimises the NLL of ``softmax(logits / T)``; None where
+    no T does: a split with no error has an NLL that falls without bound as T
+    shrinks, and a minimum at the edge of the search says the same."""
+    if (np.asarray(logits).argmax(axis=1) == labels).all():
+        return None
     found = minimize_scalar(lambda log_t: nll(logits, labels, math.exp(log_t)), bounds=LOG_T_BOUNDS,
                             method="bounded", options={"xatol": 1e-6})
+    if min(abs(found.x - bound) for bound in LOG_T_BOUNDS) < 1e-3:
+        return None
     return math.exp(found.x)
 
 
@@ -74,6 +83,7 @@ def posthoc_results(val: tuple, test: tuple, class_counts: list[int], groups: li
     """Both steps fitted on ``val`` = (logits, labels) and measured on ``test``; the raw numbers beside them."""
     (val_logits, val_labels), (test_logits, test_labels) = val, test
     temperature = fit_temperature(val_logits, val_labels)
+    scaled = temperature is not None
     counts = np.asarray(class_counts, dtype=np.float64)
     log_prior = np.log(counts / counts.sum())
     tau = choose_tau(val_logits, val_labels, log_prior)
@@ -82,10 +92,11 @@ def posthoc_results(val: tuple, test: tuple, class_counts: list[int], groups: li
         adjusted_predictions(test_logits, log_prior, tau), test_labels, len(counts))
     return {
         "temperature": temperature,
+        **({} if scaled else {"temperature_note": UNFITTED}),
         "test_nll": nll(test_logits, test_labels),
-        "test_nll_scaled": nll(test_logits, test_labels, temperature),
+        "test_nll_scaled": nll(test_logits, test_labels, temperature) if scaled else None,
         "test_ece": calibration_error(test_logits, test_labels),
-        "test_ece_scaled": calibration_error(test_logits, test_labels, temperature),
+        "test_ece_scaled": calibration_error(test_logits, test_labels, temperature) if scaled else None,
         "tau": tau,
         "test_balanced_acc": raw_balanced,
         "test_balanced_acc_adjusted": adjusted_balanced,

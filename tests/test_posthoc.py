@@ -118,3 +118,14 @@ def test_the_report_redoes_the_posthoc_steps_from_saved_logits(tmp_path):
     np.testing.assert_allclose(scaled.get_xdata(), confidence[filled] / count[filled])
     np.testing.assert_allclose(scaled.get_ydata(), hits[filled] / count[filled])
     assert f"T = {t:.2f}" in scaled.get_label()
+
+
+def test_no_temperature_where_the_validation_split_has_no_error():
+    logits = np.array([[3.0, 0.0], [0.0, 2.0], [4.0, 1.0]])
+    labels = np.array([0, 1, 0])
+    # every NLL is lower at a smaller T: no minimum to report
+    assert nll(logits, labels, 0.1) < nll(logits, labels, 0.5) < nll(logits, labels, 1.0)
+    assert fit_temperature(logits, labels) is None
+    results = posthoc_results((logits, labels), (logits, labels), [2, 1], None)
+    assert results["temperature"] is None and results["test_nll_scaled"] is None
+    assert "no error" in results["temperature_note"]

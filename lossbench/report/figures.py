@@ -204,8 +204,13 @@ def posthoc_figure(run: Run) -> plt.Figure | None:
     results = posthoc_results(val, test, counts, groups if groups and any(groups) else None)
     fig, (reliability, per_class) = plt.subplots(1, 2, figsize=(13, 4.5))
     reliability.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
-    for temperature, label in ((1.0, f"raw, ECE {results['test_ece']:.4f}"),
-                               (results["temperature"], f"T = {results['temperature']:.2f}, ECE {results['test_ece_scaled']:.4f}")):
+    curves = [(1.0, f"raw, ECE {results['test_ece']:.4f}")]
+    if results["temperature"] is not None:
+        curves.append((results["temperature"], f"T = {results['temperature']:.2f}, ECE {results['test_ece_scaled']:.4f}"))
+    else:
+        reliability.text(0.98, 0.02, "no temperature fitted:\nno validation error", ha="right", va="bottom",
+                         fontsize="small", transform=reliability.transAxes)
+    for temperature, label in curves:
         count, confidence, hits = reliability_bins(*test, temperature)
         filled = count > 0
         x, y = confidence[filled] / count[filled], hits[filled] / count[filled]

@@ -16,6 +16,17 @@ from lossbench.report.statistics import few_seeds_line
 EPOCH_NAMES = {"selected": "selected", "final": "final", "oracle": "oracle (best test epoch: optimistic)"}
 
 
+def posthoc_sentence(runs) -> str:
+    """Where the post-hoc numbers come from, and for how many runs a temperature could be fitted."""
+    with_posthoc = [run.summary.get("posthoc") for run in runs if run.summary.get("posthoc")]
+    if not with_posthoc:
+        return "No run has post-hoc numbers (they need a validation split)."
+    fitted = sum(p.get("temperature") is not None for p in with_posthoc)
+    return (f"Temperature scaling and logit adjustment are fitted on the validation split; a temperature was "
+            f"fitted for {fitted} of {len(with_posthoc)} runs (not where the split has no error at the selected "
+            f"epoch: there, sharper is always better).")
+
+
 def selection_sentence(runs) -> str:
     """How the runs chose the epoch they report, in one sentence."""
     ways = list(dict.fromkeys(run.selection["by"] for run in runs))
@@ -91,7 +102,7 @@ def _sections(report):
     statuses = pd.Series([r.status for r in report.runs]).value_counts()
     intro = f"{len(report.runs)} runs ({', '.join(f'{n} {s}' for s, n in statuses.items())}). " \
             f"{selection_sentence(report.runs)} ± is the standard deviation over runs. " \
-            "Temperature scaling and logit adjustment are fitted on the validation split. " \
+            f"{posthoc_sentence(report.runs)} " \
             + being_written(report.runs)
     yield "Comparison", f"Grouped by `{report.group_by}`, seeds pooled. " + intro, comparison_table(report), [
         t for t in report.images if t in ("final and selected test accuracy by group", "test accuracy and NLL by group")]
