@@ -33,7 +33,7 @@ def run_metrics(run: Run) -> dict:
         if metric in m and m[metric].notna().any():
             for stage, index in indices.items():
                 out[f"{stage}_{metric}"] = float(m[metric].loc[index])
-    posthoc = run.summary.get("posthoc") or {}
+    posthoc = run.posthoc()
     for metric in POSTHOC_METRICS:
         if posthoc.get(metric) is not None:
             out[f"posthoc_{metric}"] = float(posthoc[metric])

@@ -12,7 +12,7 @@ from matplotlib.patches import Patch  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from lossbench.posthoc import adjusted_predictions, balanced_accuracy, posthoc_results, reliability_bins  # noqa: E402
+from lossbench.posthoc import adjusted_predictions, balanced_accuracy, reliability_bins  # noqa: E402
 from lossbench.report.aggregate import group_label  # noqa: E402
 from lossbench.report.runs import Run  # noqa: E402
 
@@ -199,9 +199,8 @@ def posthoc_figure(run: Run) -> plt.Figure | None:
     counts = run.summary.get("class_counts")
     if saved is None or "val_logits" not in saved or not counts:
         return None
-    groups = list(run.per_class["group"].fillna("").astype(str)) if run.per_class is not None and "group" in run.per_class else None
-    val, test = (saved["val_logits"], saved["val_labels"]), (saved["test_logits"], saved["test_labels"])
-    results = posthoc_results(val, test, counts, groups if groups and any(groups) else None)
+    test = (saved["test_logits"], saved["test_labels"])
+    results = run.posthoc()
     fig, (reliability, per_class) = plt.subplots(1, 2, figsize=(13, 4.5))
     reliability.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
     curves = [(1.0, f"raw, ECE {results['test_ece']:.4f}")]

@@ -18,7 +18,7 @@ EPOCH_NAMES = {"selected": "selected", "final": "final", "oracle": "oracle (best
 
 def posthoc_sentence(runs) -> str:
     """Where the post-hoc numbers come from, and for how many runs a temperature could be fitted."""
-    with_posthoc = [run.summary.get("posthoc") for run in runs if run.summary.get("posthoc")]
+    with_posthoc = [run.posthoc() for run in runs if run.posthoc()]
     if not with_posthoc:
         return "No run has post-hoc numbers (they need a validation split)."
     fitted = sum(p.get("temperature") is not None for p in with_posthoc)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from lossbench.errors import UserError
 from lossbench.diagnosis import Diagnosis, diagnose
+from lossbench.posthoc import posthoc_results
 from lossbench.training.folder_lock import LockOwner, live_owner
 from lossbench.training.run_dir import RunDir
 from lossbench.training.selection import Selection, selection_for
@@ -29,6 +30,8 @@ class Run:
     calibration: pd.DataFrame | None = None
     writer: LockOwner | None = None  # the process still writing the run, if any
     _diagnosis: Diagnosis | None = field(default=None, repr=False)
+    _logits: dict | None = field(default=None, repr=False)
+    _posthoc: dict | None = field(default=None, repr=False)
 
     @property
     def status(self) -> str:
@@ -84,7 +87,30 @@ class Run:
 
     def saved_logits(self) -> dict | None:
         """The validation and test logits of the selected epoch, where the run saved them."""
-        return RunDir(self.path).logits("selected")
+        if self._logits is None:
+            self._logits = RunDir(self.path).logits("selected") or {}
+        return self._logits or None
+
+    def groups(self) -> list[str] | None:
+        """head / medium / tail per class, from per_class.csv (None on balanced data)."""
+        pc = self.per_class
+        if pc is None or "group" not in pc:
+            return None
+        groups = list(pc["group"].fillna("").astype(str))
+        return groups if any(groups) else None
+
+    def posthoc(self) -> dict:
+        """The post-hoc steps of the selected epoch, redone from the saved logits
+        where the run has them, else as its summary recorded them."""
+        if self._posthoc is None:
+            saved, counts = self.saved_logits(), self.summary.get("class_counts")
+            if saved is not None and "val_logits" in saved and counts:
+                self._posthoc = {"epoch": saved["epoch"], **posthoc_results(
+                    (saved["val_logits"], saved["val_labels"]), (saved["test_logits"], saved["test_labels"]),
+                    counts, self.groups())}
+            else:
+                self._posthoc = self.summary.get("posthoc") or {}
+        return self._posthoc
 
     def diagnosis(self) -> Diagnosis:
         """What the run wrote at its end; judged from its curves so far while it
