@@ -124,8 +124,9 @@ class Run:
             if self._diagnosis is None:
                 m = self.metrics
                 if {"epoch", "train_loss", "test_loss"} <= set(m.columns):
-                    self._diagnosis = diagnose(m["epoch"], m["train_loss"], m["test_loss"],
-                                               m["test_acc"] if "test_acc" in m else None)
+                    self._diagnosis = diagnose(m["epoch"], m["train_loss"], m["test_loss"])
+                    selected = self.selected_index()
+                    self._diagnosis.best_epoch = None if selected is None else int(m.loc[selected, "epoch"])
                 else:
                     self._diagnosis = diagnose([], [], [])
         return self._diagnosis

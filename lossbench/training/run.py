@@ -98,13 +98,11 @@ def _per_class_rows(counts, groups, last, selected) -> list[dict]:
     ]
 
 
-def diagnose_rows(rows: list[dict]):
-    # the best epoch the diagnosis names is a validation one where there is a split
-    accuracy = "val_acc" if rows and rows[0].get("val_acc") is not None else "test_acc"
-    return diagnose(
-        [r["epoch"] for r in rows], [r["train_loss"] for r in rows], [r["test_loss"] for r in rows],
-        [r[accuracy] for r in rows],
-    )
+def diagnose_rows(rows: list[dict], selected_epoch: int | None):
+    """The diagnosis of the run's curves; the best epoch it names is the selected one."""
+    diagnosis = diagnose([r["epoch"] for r in rows], [r["train_loss"] for r in rows], [r["test_loss"] for r in rows])
+    diagnosis.best_epoch = selected_epoch
+    return diagnosis
 
 
 @dataclass
@@ -319,7 +317,7 @@ def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float) -
         raise
     finally:
         metrics.close()
-        summary["diagnosis"] = asdict(diagnose_rows(progress.rows))
+        summary["diagnosis"] = asdict(diagnose_rows(progress.rows, summary.get("selected_epoch")))
         summary["wall_time_s"] = wall_before + time.perf_counter() - started
         summary["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         run_dir.write_summary(summary)
