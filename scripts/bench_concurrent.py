@@ -22,7 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_throughput import BATCH_SIZES, checked_device, checked_sizes, device_label, steady, train_overrides, write_data
+from bench_throughput import (
+    BATCH_SIZES, checked_batch, checked_device, checked_sizes, device_label, steady, train_overrides, write_data,
+)
 
 MODEL = "resnet32"
 
@@ -41,7 +43,7 @@ def threads_per_run(count: int, device) -> int | None:
     return max(1, available_cores() // count) if device.type == "cpu" else None
 
 
-def concurrent_runs(count: int, data_dir: Path, out_dir: Path, device, epochs: int, train_images: int) -> dict:
+def concurrent_runs(count: int, data_dir: Path, out_dir: Path, device, epochs: int, train_images: int, batch: int) -> dict:
     env = dict(os.environ)
     threads = threads_per_run(count, device)
     if threads:
@@ -50,7 +52,7 @@ def concurrent_runs(count: int, data_dir: Path, out_dir: Path, device, epochs: i
     start = time.perf_counter()
     for i in range(count):
         run_dir = out_dir / f"{count}-runs" / f"run{i}"
-        overrides = train_overrides(MODEL, BATCH_SIZES[MODEL], data_dir, device, epochs, [f"seed={i}", f"hydra.run.dir={run_dir}"])
+        overrides = train_overrides(MODEL, batch, data_dir, device, epochs, [f"seed={i}", f"hydra.run.dir={run_dir}"])
         processes.append((run_dir, subprocess.Popen([lossbench_command(), "train", *overrides], env=env,
                                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
     per_run = []
@@ -71,10 +73,10 @@ def concurrent_runs(count: int, data_dir: Path, out_dir: Path, device, epochs: i
             "wall_s": time.perf_counter() - start}
 
 
-def format_table(rows: list[dict], device_name: str, train_images: int, epochs: int) -> str:
+def format_table(rows: list[dict], device_name: str, train_images: int, epochs: int, batch: int) -> str:
     single = rows[0]["aggregate_images_per_s"] / rows[0]["runs"]
     lines = [
-        f"## {device_name}: {MODEL}, batch {BATCH_SIZES[MODEL]}, {train_images} images per epoch, {epochs} epochs per run",
+        f"## {device_name}: {MODEL}, batch {batch}, {train_images} images per epoch, {epochs} epochs per run",
         "",
         "| concurrent runs | threads per run | aggregate images/s | images/s per run (mean) | vs one run | wall time (s) |",
         "|---|---|---|---|---|---|",
@@ -91,18 +93,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     parser.add_argument("--runs", type=int, nargs="+", default=[1, 2, 4, 8], help="how many runs at once, in turn")
+    parser.add_argument("--batch", type=int, default=None, help=f"default: {BATCH_SIZES[MODEL]}")
     parser.add_argument("--train-images", type=int, default=None, help="default: 50000 on CUDA, 1280 on CPU")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per run; the first is not counted")
     args = parser.parse_args()
     device = checked_device(parser, args.device)
     if min(args.runs) < 1:
         parser.error(f"--runs {' '.join(map(str, args.runs))} is invalid: every count must be at least 1")
-    train_images = checked_sizes(parser, args, device, 1280, BATCH_SIZES[MODEL])
+    batch = checked_batch(parser, args.batch, BATCH_SIZES[MODEL])
+    train_images = checked_sizes(parser, args, device, 1280, batch)
     with tempfile.TemporaryDirectory() as work:
         data_dir = write_data(Path(work) / "data", train_images)
-        rows = [concurrent_runs(n, data_dir, Path(work), device, args.epochs, train_images) for n in args.runs]
+        rows = [concurrent_runs(n, data_dir, Path(work), device, args.epochs, train_images, batch) for n in args.runs]
     label = device_label(device) if device.type == "cuda" else f"CPU, {available_cores()} cores"
-    print(format_table(rows, label, train_images, args.epochs))
+    print(format_table(rows, label, train_images, args.epochs, batch))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from bench_throughput import BATCH_SIZES, checked_sizes, device_label, lossbench_epoch_times, steady, write_data
+from bench_throughput import BATCH_SIZES, checked_batch, checked_sizes, device_label, lossbench_epoch_times, steady, write_data
 
 from lossbench.losses import LOSSES, build_loss
 from lossbench.models import MODELS
@@ -83,8 +83,7 @@ def bench(device: torch.device, classes: list[int], batch: int, repeats: int, in
 
 
 def bench_training_step(model: str, losses: list[str], device: torch.device, train_images: int, epochs: int,
-                        rounds: int) -> None:
-    batch = BATCH_SIZES.get(model, 128)
+                        rounds: int, batch: int) -> None:
     steps = -(-train_images // batch)
     with tempfile.TemporaryDirectory() as root:
         data_dir = write_data(Path(root), train_images)
@@ -110,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all")
     parser.add_argument("--classes", type=int, nargs="+", default=[10, 100, 1000])
-    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=None, help="default: 512 for the loss alone; with --model, the model's own (128 for resnet32)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--inner", type=int, default=10)
     parser.add_argument("--model", choices=sorted(MODELS), help="time lossbench train's whole step with this model (e.g. resnet32)")
@@ -126,8 +125,9 @@ def main() -> None:
             parser.error(f"--rounds {args.rounds} is invalid: give at least 1")
         device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
         losses = ["ce"] + [n for n in (args.losses or LOSSES) if n != "ce"]
-        images = checked_sizes(parser, args, device, 1280, BATCH_SIZES.get(args.model, 128))
-        bench_training_step(args.model, losses, device, images, args.epochs, args.rounds)
+        batch = checked_batch(parser, args.batch, BATCH_SIZES.get(args.model, 128))
+        images = checked_sizes(parser, args, device, 1280, batch)
+        bench_training_step(args.model, losses, device, images, args.epochs, args.rounds, batch)
         return
     devices = []
     if args.device in ("all", "cpu"):
@@ -135,7 +135,7 @@ def main() -> None:
     if args.device in ("all", "cuda") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
     for device in devices:
-        bench(device, args.classes, args.batch, args.repeats, args.inner)
+        bench(device, args.classes, checked_batch(parser, args.batch, 512), args.repeats, args.inner)
 
 
 if __name__ == "__main__":

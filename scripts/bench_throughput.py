@@ -60,6 +60,15 @@ def checked_device(parser: argparse.ArgumentParser, name: str) -> torch.device:
         parser.error(str(e).replace("trainer.device=", "--device "))
 
 
+def checked_batch(parser: argparse.ArgumentParser, given: int | None, default: int) -> int:
+    """--batch when given, after checking it; else ``default``."""
+    if given is None:
+        return default
+    if given < 1:
+        parser.error(f"--batch {given} is invalid: give at least 1")
+    return given
+
+
 def checked_sizes(parser: argparse.ArgumentParser, args, device: torch.device, cpu_default: int, batch: int) -> int:
     """The number of training images (ten equal classes), after checking it and --epochs."""
     if args.epochs < 2:
@@ -188,7 +197,8 @@ def steady(times: list[float]) -> float:
     return statistics.median(times[1:] if len(times) > 1 else times)
 
 
-def bench(models: list[str], device: torch.device, train_images: int, epochs: int, compile_mode) -> dict:
+def bench(models: list[str], batches: dict[str, int], device: torch.device, train_images: int, epochs: int,
+          compile_mode) -> dict:
     from lossbench.training.device import resolve_precision
 
     precision = resolve_precision("auto", device)
@@ -202,7 +212,7 @@ def bench(models: list[str], device: torch.device, train_images: int, epochs: in
     with tempfile.TemporaryDirectory() as data_root:
         data_dir = write_data(Path(data_root), train_images)
         for model in models:
-            batch = BATCH_SIZES[model]
+            batch = batches[model]
             floor = rate / training_flops_per_image(model)
             loops = [("conventional", conventional_epoch_times(model, batch, data_dir, device, epochs)),
                      ("lossbench", lossbench_epoch_times(model, batch, data_dir, device, epochs))]
@@ -256,15 +266,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     parser.add_argument("--models", nargs="+", choices=sorted(BATCH_SIZES), default=list(BATCH_SIZES))
+    parser.add_argument("--batch", type=int, default=None, help="one batch for every model (default: 128 for resnet32, 512 for the others)")
     parser.add_argument("--train-images", type=int, default=None, help="default: 50000 on CUDA, 2560 on CPU")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per loop; the first is not counted")
     parser.add_argument("--compile", default="", help="also time trainer.compile=MODE (true, reduce-overhead, max-autotune)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     device = checked_device(parser, args.device)
-    train_images = checked_sizes(parser, args, device, 2560, max(BATCH_SIZES[m] for m in args.models))
+    batches = {m: checked_batch(parser, args.batch, BATCH_SIZES[m]) for m in args.models}
+    train_images = checked_sizes(parser, args, device, 2560, max(batches.values()))
     compile_mode = checked_compile(parser, args.compile)
-    results = bench(args.models, device, train_images, args.epochs, compile_mode)
+    results = bench(args.models, batches, device, train_images, args.epochs, compile_mode)
     print(format_table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
