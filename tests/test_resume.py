@@ -13,7 +13,10 @@ import time
 import pytest
 
 from helpers.cli import LOSSBENCH, assert_one_line_error, lossbench
+from lossbench.errors import UserError
+from lossbench.training.checkpoint import check_resumable
 from lossbench.training.folder_lock import read_owner
+from lossbench.training.run_dir import RunDir
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
 
@@ -41,12 +44,18 @@ def _wait_for_rows(metrics, count, timeout=120):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The uninterrupted run's metrics rows."""
+def finished_run(tmp_path_factory):
+    """The uninterrupted run, made once: tests only read it, or check that refused commands leave it as it is."""
     cwd = tmp_path_factory.mktemp("reference")
     result = lossbench("train", *RUN, "hydra.run.dir=run", cwd=cwd)
     assert result.returncode == 0, result.stderr[-2000:]
-    return _rows(cwd / "run")
+    return cwd / "run"
+
+
+@pytest.fixture(scope="module")
+def reference(finished_run):
+    """The uninterrupted run's metrics rows."""
+    return _rows(finished_run)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -85,8 +94,9 @@ def test_signals_end_the_run_cleanly(tmp_path, reference, sig, code):
     assert (run_dir / "last.pt").stat().st_size > 0
     resumed = _run_printed_resume_command(stderr, tmp_path)
     assert resumed.returncode == 0 and _rows(run_dir) == reference
-    finished = lossbench("train", *RUN, f"trainer.resume={run_dir}", cwd=tmp_path)
-    assert_one_line_error(finished, "has finished its 6 epochs: nothing to resume")
+    # the command's one-line refusal of a finished run is checked on the reference run
+    with pytest.raises(UserError, match="has finished its 6 epochs: nothing to resume"):
+        check_resumable(run_dir, RunDir(run_dir).config())
 
 
 def _run_printed_resume_command(stderr: str, cwd):
@@ -151,14 +161,15 @@ def test_skip_step_counts_the_skipped_steps(tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "finished"
 
 
-def test_bad_resume_paths_fail_in_one_line_and_write_nothing(tmp_path, reference):
+def test_bad_resume_paths_fail_in_one_line_and_write_nothing(tmp_path, finished_run):
     (tmp_path / "not-a-run").mkdir()
     result = lossbench("train", *RUN, f"trainer.resume={tmp_path / 'not-a-run'}", cwd=tmp_path)
     assert_one_line_error(result, "is not a lossbench run directory")
     assert not (tmp_path / "results").exists() and not any((tmp_path / "not-a-run").iterdir())
-    done = tmp_path / "done"
-    assert lossbench("train", *RUN, f"hydra.run.dir={done}", cwd=tmp_path).returncode == 0
+    done = finished_run
     before = {p.relative_to(done): p.read_bytes() for p in done.rglob("*") if p.is_file()}  # .hydra/ included
+    finished = lossbench("train", *RUN, f"trainer.resume={done}", cwd=tmp_path)
+    assert_one_line_error(finished, "has finished its 6 epochs: nothing to resume")
     other = lossbench("train", "dataset=digits_lt", "trainer.epochs=6", f"trainer.resume={done}", cwd=tmp_path)
     assert_one_line_error(other, "was made with dataset.name=digits (now digits_lt)")
     other_model = lossbench("train", *RUN, "model=resnet20", f"trainer.resume={done}", cwd=tmp_path)
@@ -171,7 +182,6 @@ def test_bad_resume_paths_fail_in_one_line_and_write_nothing(tmp_path, reference
 
 
 def test_an_io_error_while_writing_metrics_names_the_path(tmp_path, monkeypatch):
-    from lossbench.errors import UserError
     from lossbench.training import run_files
     from lossbench.training.run import run_training
     from helpers.training import compose_train
