@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from lossbench.cli import main as lossbench_main
+from lossbench.training.search import run_search
 from lossbench.training.sweep import job_dir_name
 from helpers.cli import LOSSBENCH, lossbench
 
@@ -108,7 +109,7 @@ def _complete_trials(study_dir):
         return db.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
 
 
-def test_search_resumes_after_a_kill(tmp_path):
+def test_search_resumes_after_a_kill(tmp_path, monkeypatch, capsys):
     args = ["hparams_search=focal_gamma", "hparams_search.n_trials=3", *QUICK]
     process = _start(tmp_path, *args)
     search = tmp_path / "results" / "search"
@@ -125,8 +126,10 @@ def test_search_resumes_after_a_kill(tmp_path):
     assert _complete_trials(study_dir) == 3
     assert _snapshot(study_dir / "trial_000") == before
     assert "best: trial" in result.stdout and (study_dir / "trials.csv").is_file()
-    again = lossbench("train", *args, cwd=tmp_path)
-    assert "3 of 3 trials done, 0 to run" in again.stdout and _complete_trials(study_dir) == 3
+    # launched once more (in this process: nothing is left to train) it runs no trial
+    monkeypatch.chdir(tmp_path)
+    assert run_search(args) == 0
+    assert "3 of 3 trials done, 0 to run" in capsys.readouterr().out and _complete_trials(study_dir) == 3
 
 
 def test_slurm_launcher_config_composes(tmp_path):
