@@ -192,10 +192,9 @@ def test_knob_missing_from_the_config_file_can_still_be_set(tmp_path):
     assert yaml.safe_load((run / "resolved_config.yaml").read_text())["loss"]["reduction"] == "sum"
 
 
-def test_diverged_run_exits_non_zero(tmp_path):
-    result = lossbench("train", "dataset=digits", "optim.lr=1e8", "trainer.epochs=5", cwd=tmp_path)
+def test_diverged_run_exits_non_zero(diverged_run):
+    result, run = diverged_run
     assert result.returncode == 1
-    run = next((tmp_path / "results" / "runs").glob("*/*"))
     summary = json.loads((run / "summary.json").read_text())  # strict JSON: no NaN
     assert summary["status"] == "diverged" and summary["diagnosis"]["label"] == "diverged"
 

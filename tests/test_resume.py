@@ -143,13 +143,13 @@ def _poll(find, timeout=60):
     raise AssertionError("nothing appeared")
 
 
-def test_non_finite_loss_stops_with_epoch_and_step(tmp_path):
-    result = lossbench("train", "dataset=digits", "optim.lr=1e8", "trainer.epochs=4", "hydra.run.dir=run", cwd=tmp_path)
+def test_non_finite_loss_stops_with_epoch_and_step(diverged_run):
+    result, run = diverged_run
     assert result.returncode == 1
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["epochs_completed"] == 1
     assert "non-finite at epoch 1, step" in summary["error"]
-    assert len(_rows(tmp_path / "run")) == 1
+    assert len(_rows(run)) == 1
 
 
 def test_skip_step_counts_the_skipped_steps(tmp_path):
