@@ -79,3 +79,12 @@ def test_headline_with_a_known_winner_and_with_none():
     worse = compare("mse", "ce", "m", [(0.70, 0.78), (0.71, 0.79), (0.69, 0.77)])
     assert headline([tie, worse], [_Run(metric=None)]) == (
         "On digits_lt (r=10), no loss beats ce by last-epoch balanced accuracy with 3 seeds; worse than ce: mse.")
+
+
+def test_headline_names_a_close_second():
+    first = compare("ldam", "ce", "m", [(0.80, 0.78), (0.82, 0.79), (0.79, 0.78)])
+    second = compare("balanced_softmax", "ce", "m", [(0.80, 0.78), (0.81, 0.79), (0.79, 0.78)])
+    far = compare("focal", "ce", "m", [(0.785, 0.78), (0.795, 0.79), (0.785, 0.78)])
+    assert first.mean > second.mean >= first.low and far.mean < first.low
+    assert headline([far, second, first], [_Run()]).endswith(
+        f"3 seeds; balanced_softmax ({second.mean * 100:+.1f} pts) is within its interval.")

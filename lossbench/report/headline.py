@@ -45,9 +45,12 @@ def headline(comparisons: list[Comparison], runs: list[Run], epoch: str = "selec
     better = sorted((c for c in comparisons if c.verdict == "better than the baseline"), key=lambda c: -c.mean)
     if better:
         c = better[0]
+        # others whose gain lies inside the leader's interval: not shown to be behind it
+        close = [f"{o.group} ({_points(o.mean)})" for o in better[1:] if o.mean >= c.low]
+        also = f"; {' and '.join(close)} {'is' if len(close) == 1 else 'are'} within its interval" if close else ""
         return (f"{where}, {c.group} is best by {selected_by(runs, epoch)} {metric_name}: {_points(c.mean)} over {baseline} "
                 f"(95% CI [{c.low * 100:.1f}, {c.high * 100:.1f}]), P(improvement) = {c.p_improvement:.2f}, "
-                f"{c.n} seeds.")
+                f"{c.n} seeds{also}.")
     worse = [c.group for c in comparisons if c.verdict == "worse than the baseline"]
     if worse:
         return (f"{where}, no loss beats {baseline} by {selected_by(runs, epoch)} {metric_name} with {seeds} seeds; "
