@@ -68,7 +68,7 @@ def per_class_axes(ax, run: Run) -> None:
         ax.text(0.5, 0.5, "no per-class data", ha="center", va="center")
         return
     pc = pc.sort_values("train_count", ascending=False, kind="stable")
-    groups = pc["group"].fillna("").astype(str) if "group" in pc else pd.Series([""] * len(pc))
+    groups = pd.Series([g if isinstance(g, str) else "" for g in pc["group"]] if "group" in pc else [""] * len(pc))
     ax.bar(range(len(pc)), pc["test_acc_last"], color=[GROUP_COLORS.get(g, "tab:gray") for g in groups])
     ax.set_xticks(range(len(pc)), [str(c) for c in pc["class"]], fontsize="x-small", rotation=90 if len(pc) > 20 else 0)
     ax.set_xlabel("class (by training count, most first)")

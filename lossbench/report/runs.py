@@ -96,7 +96,7 @@ class Run:
         pc = self.per_class
         if pc is None or "group" not in pc:
             return None
-        groups = list(pc["group"].fillna("").astype(str))
+        groups = [g if isinstance(g, str) else "" for g in pc["group"]]  # empty cells read as NaN
         return groups if any(groups) else None
 
     def posthoc(self) -> dict:
