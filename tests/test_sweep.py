@@ -20,6 +20,8 @@ from helpers.cli import LOSSBENCH, lossbench
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
 
 QUICK = ["dataset=digits", "trainer.epochs=3", "trainer.progress=false"]
+# two jobs run at once: a thread each, so that on two cores their threads do not spin against each other
+ONE_THREAD_PER_JOB = {"OMP_NUM_THREADS": "1"}
 
 
 def _snapshot(folder):
@@ -60,7 +62,8 @@ def test_job_folder_names_are_short_and_safe():
 
 
 def test_parallel_jobs_with_joblib(tmp_path):
-    result = lossbench("train", "-m", "loss=ce,focal", *QUICK, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path)
+    result = lossbench("train", "-m", "loss=ce,focal", *QUICK, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path,
+                       env=ONE_THREAD_PER_JOB)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "results" / "multirun").glob("*/*")
     assert sorted(p.name for p in sweep.iterdir()) == [".lossbench_sweep.json", "0_loss=ce", "1_loss=focal", "multirun.yaml"]
@@ -150,7 +153,8 @@ def test_slurm_launcher_config_composes(tmp_path):
 
 
 def test_submitit_local_runs_two_jobs(tmp_path):
-    result = lossbench("train", "-m", "hydra/launcher=submitit_local", "loss=ce,focal", *QUICK, cwd=tmp_path)
+    result = lossbench("train", "-m", "hydra/launcher=submitit_local", "loss=ce,focal", *QUICK, cwd=tmp_path,
+                       env=ONE_THREAD_PER_JOB)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "results" / "multirun").glob("*/*")
     assert _status(sweep / "0_loss=ce") == _status(sweep / "1_loss=focal") == "finished"
