@@ -193,14 +193,15 @@ CLAIMER = """
 import sys, time
 from pathlib import Path
 from lossbench.training.folder_lock import FolderBusy, claim, new_folder
-start = float(sys.argv[2])
+print("ready", flush=True)
+start = float(sys.stdin.readline())
 while time.time() < start:
     pass
 if sys.argv[1] == "new":
-    print(new_folder(Path(sys.argv[3])).name)
+    print(new_folder(Path(sys.argv[2])).name)
 else:
     try:
-        with claim(Path(sys.argv[3])):
+        with claim(Path(sys.argv[2])):
             print("won", flush=True)
             time.sleep(2)
     except FolderBusy as e:
@@ -209,9 +210,15 @@ else:
 
 
 def _race(kind: str, target: Path, n: int = 6) -> list[str]:
-    start = time.time() + 3
-    processes = [subprocess.Popen([sys.executable, "-c", CLAIMER, kind, str(start), str(target)],
-                                  stdout=subprocess.PIPE, text=True) for _ in range(n)]
+    processes = [subprocess.Popen([sys.executable, "-c", CLAIMER, kind, str(target)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(n)]
+    # the start is set once every process has started and imported what it needs
+    for process in processes:
+        assert process.stdout.readline().strip() == "ready"
+    start = time.time() + 0.5
+    for process in processes:
+        process.stdin.write(f"{start}\n")
+        process.stdin.flush()
     return [p.communicate(timeout=60)[0].strip() for p in processes]
 
 
