@@ -266,7 +266,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     parser.add_argument("--models", nargs="+", choices=sorted(BATCH_SIZES), default=list(BATCH_SIZES))
-    parser.add_argument("--batch", type=int, default=None, help="one batch for every model (default: 128 for resnet32, 512 for the others)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="one batch for every model (default: 128 for resnet32, 512 for the others)")
     parser.add_argument("--train-images", type=int, default=None, help="default: 50000 on CUDA, 2560 on CPU")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per loop; the first is not counted")
     parser.add_argument("--compile", default="", help="also time trainer.compile=MODE (true, reduce-overhead, max-autotune)")
