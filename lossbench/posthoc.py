@@ -79,9 +79,12 @@ def choose_tau(logits: np.ndarray, labels: np.ndarray, log_prior: np.ndarray) ->
     return TAU_GRID[int(np.argmax(scores))]
 
 
-def posthoc_results(val: tuple, test: tuple, class_counts: list[int], groups: list[str] | None) -> dict:
-    """Both steps fitted on ``val`` = (logits, labels) and measured on ``test``; the raw numbers beside them."""
+def posthoc_results(val: tuple, test: tuple, class_counts: list[int], groups: list[str] | None) -> dict | None:
+    """Both steps fitted on ``val`` = (logits, labels) and measured on ``test``; the raw numbers beside them.
+    None where a logit is not finite (a run that skipped non-finite steps): nothing can be fitted to it."""
     (val_logits, val_labels), (test_logits, test_labels) = val, test
+    if not (np.isfinite(val_logits).all() and np.isfinite(test_logits).all()):
+        return None
     temperature = fit_temperature(val_logits, val_labels)
     scaled = temperature is not None
     counts = np.asarray(class_counts, dtype=np.float64)

@@ -129,3 +129,9 @@ def test_no_temperature_where_the_validation_split_has_no_error():
     results = posthoc_results((logits, labels), (logits, labels), [2, 1], None)
     assert results["temperature"] is None and results["test_nll_scaled"] is None
     assert "no error" in results["temperature_note"]
+
+
+def test_no_posthoc_steps_on_non_finite_logits():
+    logits = np.array([[np.nan, 0.0], [0.0, 2.0]])
+    labels = np.array([0, 1])
+    assert posthoc_results((logits, labels), (logits, labels), [1, 1], None) is None

@@ -201,6 +201,8 @@ def posthoc_figure(run: Run) -> plt.Figure | None:
         return None
     test = (saved["test_logits"], saved["test_labels"])
     results = run.posthoc()
+    if "temperature" not in results:  # logits the steps could not be fitted to
+        return None
     fig, (reliability, per_class) = plt.subplots(1, 2, figsize=(13, 4.5))
     reliability.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
     curves = [(1.0, f"raw, ECE {results['test_ece']:.4f}")]

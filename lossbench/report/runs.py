@@ -104,10 +104,11 @@ class Run:
         where the run has them, else as its summary recorded them."""
         if self._posthoc is None:
             saved, counts = self.saved_logits(), self.summary.get("class_counts")
-            if saved is not None and "val_logits" in saved and counts:
-                self._posthoc = {"epoch": saved["epoch"], **posthoc_results(
-                    (saved["val_logits"], saved["val_labels"]), (saved["test_logits"], saved["test_labels"]),
-                    counts, self.groups())}
+            results = posthoc_results((saved["val_logits"], saved["val_labels"]),
+                                      (saved["test_logits"], saved["test_labels"]), counts, self.groups()) \
+                if saved is not None and "val_logits" in saved and counts else None
+            if results is not None:
+                self._posthoc = {"epoch": saved["epoch"], **results}
             else:
                 self._posthoc = self.summary.get("posthoc") or {}
         return self._posthoc

@@ -347,9 +347,9 @@ def _posthoc(run: Setup, run_dir: RunDir) -> dict | None:
     saved = run_dir.logits("selected") if run.data.val is not None else None
     if saved is None:
         return None
-    return {"epoch": saved["epoch"], **posthoc_results((saved["val_logits"], saved["val_labels"]),
-                                                       (saved["test_logits"], saved["test_labels"]),
-                                                       run.data.class_counts, run.groups)}
+    results = posthoc_results((saved["val_logits"], saved["val_labels"]), (saved["test_logits"], saved["test_labels"]),
+                              run.data.class_counts, run.groups)
+    return None if results is None else {"epoch": saved["epoch"], **results}
 
 
 def _save_epoch(run: Setup, progress: Progress, run_dir: RunDir, epoch: int, test) -> None:
