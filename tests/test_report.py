@@ -194,6 +194,7 @@ def test_empty_or_foreign_folder_is_refused(tmp_path):
         build_report([str(tmp_path / "missing")], None)
 
 
+@pytest.mark.slow  # builds whole reports, figures included
 def test_the_oracle_epoch_only_when_asked_and_marked(sweep, tmp_path):
     report = build_report([str(sweep)], str(tmp_path / "oracle"), epoch="oracle")
     (paired,) = report.paired
@@ -207,6 +208,7 @@ def test_the_oracle_epoch_only_when_asked_and_marked(sweep, tmp_path):
     assert "oracle" not in (tmp_path / "default" / "report.md").read_text() and "oracle" not in default.headline
 
 
+@pytest.mark.slow  # builds whole reports, figures included
 def test_ranking_across_settings(tmp_path):
     # three losses on two imbalance ratios; ldam first on both, focal and ce trade places
     cells = {("ce", 10): 0.80, ("focal", 10): 0.82, ("ldam", 10): 0.85,
