@@ -1,4 +1,5 @@
-"""The diagnosis on synthetic curves with a known label and onset, with noise."""
+"""The diagnosis on synthetic curves with a known label and onset, with noise:
+loss curves alone, as a run that records nothing else would give them."""
 
 from collections import Counter
 
@@ -9,6 +10,12 @@ from lossbench.diagnosis import ADVICE, MIN_EPOCHS, diagnose
 from helpers.synthetic_curves import curves
 
 DRAWS = 40
+
+
+def judge(epochs, train_loss, test_loss, test_acc=None):
+    columns = {"epoch": epochs, "train_loss": train_loss, "test_loss": test_loss}
+    return diagnose(columns if test_acc is None else {**columns, "test_acc": test_acc})
+
 
 # (label, epochs, true onset, onset tolerance in epochs)
 CASES = [
@@ -34,7 +41,7 @@ def test_label_and_onset_under_noise(label, n, onset, tolerance):
     got = Counter()
     for seed in range(DRAWS):
         e, train, test = curves(label, n, onset, np.random.default_rng(seed))
-        d = diagnose(e, train, test)
+        d = judge(e, train, test)
         got[d.label] += 1
         if d.label == label:
             assert abs(d.onset_epoch - onset) <= tolerance, (seed, d)
@@ -46,30 +53,32 @@ def test_label_and_onset_under_noise(label, n, onset, tolerance):
 def test_diverged_names_the_first_non_finite_epoch():
     e, train, test = curves("still_learning", 40, 1, np.random.default_rng(0))
     train[24:] = np.nan
-    d = diagnose(e, train, test)
+    d = judge(e, train, test)
     assert d.label == "diverged" and d.onset_epoch == 25
 
 
 def test_too_early():
     e, train, test = curves("still_learning", MIN_EPOCHS - 1, 1, np.random.default_rng(0))
-    assert diagnose(e, train, test).label == "too_early"
+    assert judge(e, train, test).label == "too_early"
     e, train, test = curves("still_learning", MIN_EPOCHS, 1, np.random.default_rng(0))
-    assert diagnose(e, train, test).label == "still_learning"
+    assert judge(e, train, test).label == "still_learning"
 
 
 def test_best_epoch_is_the_best_test_accuracy():
     e, train, test = curves("overfitting", 50, 20, np.random.default_rng(0))
     accuracy = np.linspace(0.5, 0.9, 50)
     accuracy[33] = 0.95
-    assert diagnose(e, train, test, accuracy).best_epoch == 34
+    assert judge(e, train, test, accuracy).best_epoch == 34
 
 
-def test_a_converged_training_loss_with_a_flat_test_loss_is_overfitting():
+def test_a_fitted_training_loss_with_a_flat_test_loss_is_converged():
+    # Both at their minimum and flat: more epochs will not help. Without accuracy
+    # columns nothing says the gap is large.
     e = np.arange(1, 31, dtype=float)
     rng = np.random.default_rng(0)
     train = 2.0 * np.exp(-e / 3) + 0.005 * (1 + 0.1 * rng.standard_normal(30))
     test = 0.4 * np.exp(-e / 3) + 0.02 * (1 + 0.05 * rng.standard_normal(30))
-    assert diagnose(e, train, test).label == "overfitting"
+    assert judge(e, train, test).label == "converged"
 
 
 def _boundary_curves(test_change: float, seed: int):
@@ -88,8 +97,8 @@ def test_stability_near_the_flat_rising_boundary():
     # label does not flip between noise draws; exactly on the boundary only the
     # two neighbouring labels occur, each in at least 20% of the draws.
     for change, expected in ((0.02, "overfitting"), (0.10, "overfitting_diverging")):
-        labels = Counter(diagnose(*_boundary_curves(change, s)).label for s in range(100))
+        labels = Counter(judge(*_boundary_curves(change, s)).label for s in range(100))
         assert labels[expected] >= 98, labels
-    on_boundary = Counter(diagnose(*_boundary_curves(0.05, s)).label for s in range(100))
+    on_boundary = Counter(judge(*_boundary_curves(0.05, s)).label for s in range(100))
     assert set(on_boundary) <= {"overfitting", "overfitting_diverging"}
     assert min(on_boundary.values()) >= 20 and len(on_boundary) == 2, on_boundary

@@ -101,6 +101,7 @@ class ClassificationLoss(nn.Module):
 
     def __init__(self, num_classes: int | None = None, **knobs):
         super().__init__()
+        self.num_classes = num_classes
         self.settings = self.settings_from(knobs, num_classes)
         for key, knob in self.knobs.items():
             if knob.kept:
@@ -113,6 +114,12 @@ class ClassificationLoss(nn.Module):
         self.ignore_index = ignore_index
         self.reduction = reduction
         self.warming_up = False
+
+    def floor(self) -> float:
+        """The smallest mean value the loss can reach on the training set: a
+        training loss flat just above it has fitted the data. Zero unless the
+        target itself is soft (label smoothing)."""
+        return 0.0
 
     def start_epoch(self, epoch: int) -> None:
         """The trainer calls this before each epoch (1-based): training and the

@@ -19,7 +19,7 @@ from lossbench.checks import check_number
 from lossbench.errors import UserError
 from lossbench.losses.base import ClassificationLoss, require_counts, float32_or_wider
 from lossbench.losses.knobs import Knob
-from lossbench.losses.label_smoothing import smoothing_terms
+from lossbench.losses.label_smoothing import smoothing_terms, soft_target_entropy
 
 SHAPES = ("concave", "linear", "convex", "exp")
 
@@ -78,6 +78,13 @@ class LabelAwareSmoothing(ClassificationLoss):
         counts = require_counts(self.name, class_counts)
         self.register_buffer("smoothing", smoothing_per_class(counts, self.smooth_head, self.smooth_tail, self.shape,
                                                               self.power))  # float64, cast per call
+        self.register_buffer("class_share", counts / counts.sum(), persistent=False)
+
+    def floor(self) -> float:
+        """Each class's soft-target entropy, weighted by its share of the training set."""
+        num_classes = len(self.smoothing)
+        return sum(float(share) * soft_target_entropy(float(e), num_classes)
+                   for share, e in zip(self.class_share, self.smoothing))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         log_probs = F.log_softmax(float32_or_wider(logits), dim=1)

@@ -9,6 +9,8 @@ With class weights ``w`` the term of class k carries ``w_k`` and the mean
 divides by ``sum w_y``, as ``F.cross_entropy(x, y, weight=w, label_smoothing=e)``.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -33,6 +35,14 @@ def smoothing_terms(log_probs: torch.Tensor, target: torch.Tensor, weight: torch
     return nll, smooth
 
 
+def soft_target_entropy(smoothing: float, num_classes: int, exclusive: bool = False) -> float:
+    """``-sum_k q_k log q_k`` of the smoothed target: the least the smoothed
+    cross entropy can be, reached when the prediction equals the target."""
+    others = smoothing / (num_classes - 1) if exclusive else smoothing / num_classes
+    target = 1 - smoothing if exclusive else 1 - smoothing + smoothing / num_classes
+    return -sum(q * math.log(q) for q in (target, *[others] * (num_classes - 1)) if q > 0)
+
+
 class LabelSmoothing(ClassificationLoss):
     name = "label_smoothing"
     description = "cross entropy against (1-e) onehot + e/K (exclusive: e/(K-1) off-target)"
@@ -48,6 +58,9 @@ class LabelSmoothing(ClassificationLoss):
         "with class weights, each class's term carries its own weight w_k and the mean divides by sum w_y, "
         "as F.cross_entropy(x, y, weight=w, label_smoothing=e)",
     )
+
+    def floor(self) -> float:
+        return soft_target_entropy(self.smoothing, self.num_classes, self.exclusive) if self.num_classes else 0.0
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         log_probs = F.log_softmax(float32_or_wider(logits), dim=1)

@@ -1,6 +1,7 @@
 """The report's figures. Each function returns a matplotlib Figure (so its
 plotted data can be checked) that ``save`` writes as a PNG."""
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -31,32 +32,76 @@ def _plot_columns(ax, metrics: pd.DataFrame, columns: dict[str, str], title: str
     ax.grid(alpha=0.3)
 
 
+def log_scale_if_spanning(ax, *series) -> None:
+    """A log y axis where the plotted positive values span more than a decade."""
+    values = np.concatenate([np.asarray(v, dtype=float) for v in series if v is not None] or [np.array([])])
+    values = values[np.isfinite(values) & (values > 0)]
+    if len(values) and values.max() / values.min() > 10:
+        ax.set_yscale("log")
+
+
+def mark_diagnosis(ax, d) -> None:
+    """Shade the judged window; mark the onset of the phase, the best test epoch and the selected one."""
+    if d.window is not None:
+        ax.axvspan(d.window[0], d.window[1], color="0.85", alpha=0.5, label="judged window", zorder=0)
+    for epoch, style, name in ((d.onset_epoch, dict(color="tab:red", ls="--"), f"{d.label} from"),
+                               (d.best_epoch, dict(color="tab:green", ls=":"), "best test"),
+                               (d.selected_epoch, dict(color="tab:blue", ls="-."), "selected")):
+        if epoch is not None:
+            ax.axvline(epoch, lw=1, label=f"{name} (epoch {epoch})", **style)
+
+
 def run_figure(run: Run) -> plt.Figure:
-    """Loss curves, accuracy curves, learning rate, per-class accuracy, reliability diagram."""
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
-    m = run.metrics
-    _plot_columns(axes[0, 0], m, {"train_loss": "train objective", "test_loss": "test objective", "test_nll": "test NLL"},
-                  "losses", "loss")
+    """Loss and accuracy curves with the diagnosis marked, learning rate and
+    gradient norms, per-class accuracy, reliability diagram, the diagnosis."""
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    m, d = run.metrics, run.diagnosis()
+    loss_columns = {"train_loss": "train objective", "test_loss": "test objective", "test_nll": "test NLL"}
+    _plot_columns(axes[0, 0], m, loss_columns, "losses", "loss")
+    log_scale_if_spanning(axes[0, 0], *(m.get(c) for c in loss_columns))
     _plot_columns(axes[0, 1], m, {"train_acc": "train", "test_acc": "test", "test_balanced_acc": "test balanced"},
                   "accuracy", "accuracy")
-    _plot_columns(axes[0, 2], m, {"lr": "learning rate"}, "learning rate", "lr")
+    counts = run.summary.get("class_counts")
+    if counts:
+        axes[0, 1].axhline(1 / len(counts), color="0.4", lw=0.8, ls=":", label="chance (1/K)")
+    for ax in axes[0, :2]:
+        mark_diagnosis(ax, d)
+        if ax.lines:
+            ax.legend(fontsize="x-small")
+    optimisation_axes(axes[0, 2], m)
     per_class_axes(axes[1, 0], run)
     reliability_axes(axes[1, 1], run)
     axes[1, 2].axis("off")
-    axes[1, 2].text(0, 0.5, _run_caption(run), fontsize=9, va="center", family="monospace", wrap=True)
+    axes[1, 2].text(0, 1, _run_caption(run), fontsize=8, va="top", family="monospace", wrap=True)
     fig.suptitle(f"{run.label}  [{run.status}]")
     fig.tight_layout()
     return fig
 
 
+def optimisation_axes(ax, m: pd.DataFrame) -> None:
+    """The learning rate, and on a log axis beside it the steps' gradient norms."""
+    _plot_columns(ax, m, {"lr": "learning rate"}, "learning rate and gradient norm", "lr")
+    columns = {"grad_norm_mean": "grad norm, mean", "grad_norm_p90": "grad norm, 90th pct", "grad_norm_max": "grad norm, max"}
+    if not any(c in m and m[c].notna().any() for c in columns):
+        return
+    twin = ax.twinx()
+    for (column, label), color in zip(columns.items(), ("tab:orange", "tab:red", "tab:purple")):
+        if column in m and m[column].notna().any():
+            twin.plot(m["epoch"], m[column], label=label, color=color, lw=1)
+    twin.set_ylabel("gradient norm")
+    log_scale_if_spanning(twin, *(m.get(c) for c in columns))
+    handles = ax.get_legend_handles_labels()
+    twin_handles = twin.get_legend_handles_labels()
+    ax.legend(handles[0] + twin_handles[0], handles[1] + twin_handles[1], fontsize="x-small")
+
+
 def _run_caption(run: Run) -> str:
     d = run.diagnosis()
-    lines = [f"status: {run.status}", f"epochs: {len(run.metrics)}", f"diagnosis: {d.label}"]
-    if d.onset_epoch is not None:
-        lines.append(f"phase began: epoch {d.onset_epoch}")
-    if d.best_epoch is not None:
-        lines.append(f"best epoch: {d.best_epoch}")
-    lines += [f"  {o}" for o in run.overrides[:8]]
+    lines = [f"status: {run.status}    epochs: {len(run.metrics)}", f"diagnosis: {d.label}", ""]
+    lines += textwrap.wrap(d.advice, 70) + [""]
+    for item in d.evidence + d.findings:
+        lines += textwrap.wrap(item, 70, initial_indent="- ", subsequent_indent="  ")
+    lines += [""] + [f"  {o}" for o in run.overrides[:8]]
     return "\n".join(lines)
 
 

@@ -84,15 +84,22 @@ def ranking_intro(report) -> str:
             f"{r.settings} settings, averaged.{test}")
 
 
+DIAGNOSIS_INTRO = (
+    "Judged on each run's curves over its last quarter of epochs: the trends of train and test loss (the training "
+    "loss above its floor), test accuracy against chance and against its best, the train-test gap, the learning rate "
+    "schedule, gradient norms and the update-to-weight ratio. The best test epoch is shown for reference only."
+)
+
+
 def diagnosis_table(report) -> pd.DataFrame:
     rows = []
     for run in report.runs:
         d = run.diagnosis()
         rows.append({
             "run": run.label, "status": run.status, "diagnosis": d.label,
-            "phase began (epoch)": format_number(d.onset_epoch), "best epoch": format_number(d.best_epoch),
-            "window": f"{d.window[0]}-{d.window[1]}" if d.window else "-",
-            "train loss slope": format_number(d.train_slope), "test loss slope": format_number(d.test_slope), "advice": d.advice,
+            "phase began (epoch)": format_number(d.onset_epoch), "best test epoch": format_number(d.best_epoch),
+            "selected epoch": format_number(d.selected_epoch), "window": f"{d.window[0]}-{d.window[1]}" if d.window else "-",
+            "advice": d.advice, "evidence": "; ".join(d.evidence + d.findings),
         })
     return pd.DataFrame(rows)
 
@@ -115,8 +122,7 @@ def _sections(report):
     if report.ranking is not None:
         yield "Across settings", ranking_intro(report), ranking_table(report), [
             t for t in report.images if t == "average rank across settings"]
-    yield "Diagnosis", "From the trends of train and test loss over the recent window.", \
-        diagnosis_table(report), []
+    yield "Diagnosis", DIAGNOSIS_INTRO, diagnosis_table(report), []
     yield "Runs", "", None, [name for run in report.runs
                              for name in (run.name, f"post-hoc: {run.name}") if name in report.images]
 

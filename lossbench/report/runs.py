@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from lossbench.errors import UserError
-from lossbench.diagnosis import Diagnosis, diagnose
+from lossbench.diagnosis import Diagnosis, RunFacts, diagnose
 from lossbench.posthoc import posthoc_results
 from lossbench.training.folder_lock import LockOwner, live_owner
 from lossbench.training.run_dir import RunDir
@@ -115,21 +115,17 @@ class Run:
 
     def diagnosis(self) -> Diagnosis:
         """What the run wrote at its end; judged from its curves so far while it
-        is still written, or when it was killed before it could say."""
+        is still written, when it was killed before it could say, or when another
+        version wrote it."""
         if self._diagnosis is None:
             written = self.summary.get("diagnosis") if self.writer is None else None
-            try:
-                self._diagnosis = Diagnosis(**written) if written else None
-            except TypeError:  # written by another version
-                self._diagnosis = None
+            self._diagnosis = Diagnosis.from_record(written)
             if self._diagnosis is None:
-                m = self.metrics
-                if {"epoch", "train_loss", "test_loss"} <= set(m.columns):
-                    self._diagnosis = diagnose(m["epoch"], m["train_loss"], m["test_loss"])
-                    selected = self.selected_index()
-                    self._diagnosis.best_epoch = None if selected is None else int(m.loc[selected, "epoch"])
-                else:
-                    self._diagnosis = diagnose([], [], [])
+                facts = RunFacts.from_summary(self.summary)
+                selected = self.selected_index()
+                if selected is not None and "epoch" in self.metrics:
+                    facts.selected_epoch = int(self.metrics.loc[selected, "epoch"])
+                self._diagnosis = diagnose(self.metrics, facts)
         return self._diagnosis
 
 

@@ -3,7 +3,7 @@ metrics.csv, per_class.csv, summary.json and last.pt beside Hydra's .hydra/."""
 
 import importlib.metadata
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 import math
 import platform
 import random
@@ -23,7 +23,7 @@ from lossbench.errors import UserError
 from lossbench.losses import build_loss
 from lossbench.losses.class_weights import class_weights
 from lossbench.models import build_model
-from lossbench.diagnosis import diagnose
+from lossbench.diagnosis import RunFacts, diagnose
 from lossbench.posthoc import posthoc_results
 from lossbench.training.device import (
     device_name,
@@ -96,13 +96,6 @@ def _per_class_rows(counts, groups, last, selected) -> list[dict]:
         }
         for c in range(len(counts))
     ]
-
-
-def diagnose_rows(rows: list[dict], selected_epoch: int | None):
-    """The diagnosis of the run's curves; the best epoch it names is the selected one."""
-    diagnosis = diagnose([r["epoch"] for r in rows], [r["train_loss"] for r in rows], [r["test_loss"] for r in rows])
-    diagnosis.best_epoch = selected_epoch
-    return diagnosis
 
 
 @dataclass
@@ -209,6 +202,7 @@ def build(cfg: DictConfig) -> Setup:
         model, loss_fn, data, train_batches, eval_batches, optimizer, scheduler, precision, device, groups,
         progress=bool(cfg.trainer.progress), skip_nonfinite=cfg.trainer.on_nonfinite == "skip_step",
         compile_mode=compiling,
+        clip_grad_norm=None if cfg.trainer.clip_grad_norm is None else float(cfg.trainer.clip_grad_norm),
     )
     return Setup(cfg, data, model, loss_fn, optimizer, scheduler, generator, trainer, groups,
                  class_weight_schedule(loss_fn, cfg.trainer, data.class_counts), selection)
@@ -233,6 +227,9 @@ def start(run: Setup, run_dir: RunDir) -> Progress:
         "versions": _versions(),
         "class_counts": data.class_counts,
         "val_counts": torch.bincount(data.val.labels, minlength=data.num_classes).tolist() if data.val else None,
+        "test_counts": torch.bincount(data.test.labels, minlength=data.num_classes).tolist(),
+        # the least the training objective can be: where a fitted run's training loss flattens
+        "loss_floor": run.loss_fn.floor(),
         "selection": run.selection.record(),
         "final": {},
         "selected": {},
@@ -317,7 +314,7 @@ def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float) -
         raise
     finally:
         metrics.close()
-        summary["diagnosis"] = asdict(diagnose_rows(progress.rows, summary.get("selected_epoch")))
+        summary["diagnosis"] = diagnose(progress.rows, RunFacts.from_summary(summary)).record()
         summary["wall_time_s"] = wall_before + time.perf_counter() - started
         summary["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         run_dir.write_summary(summary)

@@ -1,6 +1,7 @@
 """The training and evaluation passes. Per step: no host synchronisation (no
 ``.item()``, no ``.cpu()``); the epoch's sums stay on the device until its end."""
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -14,6 +15,16 @@ from lossbench.training.device import CUDA_GRAPH_MODES, Precision, synchronize
 from lossbench.training.metrics import EpochTally, summarize_split
 
 LONG_EPOCH_STEPS = 100
+
+
+def gradient_columns(norms: np.ndarray) -> dict:
+    """Mean, 90th percentile and max of the steps' gradient norms (skipped,
+    non-finite steps left out)."""
+    finite = norms[np.isfinite(norms)]
+    if not len(finite):
+        return {"grad_norm_mean": math.nan, "grad_norm_p90": math.nan, "grad_norm_max": math.nan}
+    return {"grad_norm_mean": float(finite.mean()), "grad_norm_p90": float(np.quantile(finite, 0.9)),
+            "grad_norm_max": float(finite.max())}
 
 
 @dataclass
@@ -40,6 +51,7 @@ class Trainer:
         progress: bool = True,
         skip_nonfinite: bool = False,
         compile_mode: str | None = None,
+        clip_grad_norm: float | None = None,
     ):
         self.model = model
         self.loss_fn = loss_fn
@@ -72,6 +84,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=precision.needs_grad_scaler or skip_nonfinite, init_scale=1.0 if self.fixed_scale else 2.0**16
         )
+        self.clip_grad_norm = clip_grad_norm
+        self.parameters = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
 
     def _forward(self, images: torch.Tensor, labels: torch.Tensor):
         """(prediction logits, objective) of a batch, feeding the loss what it takes."""
@@ -89,6 +103,8 @@ class Trainer:
         tally = EpochTally(self.data.num_classes, self.device)
         nonfinite = torch.zeros((), dtype=torch.int64, device=self.device)
         first_nonfinite = torch.full((), -1, dtype=torch.int64, device=self.device)
+        grad_norms = torch.full((len(self.train_batches),), math.nan, dtype=torch.float32, device=self.device)
+        weights_before = [p.detach().clone() for p in self.parameters]
         lr = self.optimizer.param_groups[0]["lr"]
         synchronize(self.device)
         start = time.perf_counter()
@@ -108,6 +124,13 @@ class Trainer:
                 logits, loss = self.forward(images, labels)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
+            if self.precision.needs_grad_scaler:
+                self.scaler.unscale_(self.optimizer)  # the norm of the true gradient
+            grads = [p.grad for p in self.parameters if p.grad is not None]
+            grad_norm = torch.nn.utils.get_total_norm(grads)
+            grad_norms[step - 1] = grad_norm
+            if self.clip_grad_norm is not None:
+                torch.nn.utils.clip_grads_with_norm_(self.parameters, self.clip_grad_norm, grad_norm)
             self.scaler.step(self.optimizer)
             self.scaler.update(1.0 if self.fixed_scale else None)
             lr = self.optimizer.param_groups[0]["lr"]
@@ -126,11 +149,21 @@ class Trainer:
             "lr": lr,
             "train_loss": sums["loss_sum"] / n,
             "train_acc": float(sums["correct"].sum() / n),
+            **gradient_columns(grad_norms.cpu().numpy()),
+            "update_ratio": self._update_ratio(weights_before),
             "epoch_time_s": elapsed,
             "images_per_s": n / elapsed if elapsed > 0 else float("nan"),
             "nonfinite_steps": int(nonfinite.item()),
             "first_nonfinite_step": int(first_nonfinite.item()),
         }
+
+    @torch.no_grad()
+    def _update_ratio(self, weights_before: list[torch.Tensor]) -> float:
+        """How far the epoch moved the weights, relative to their size: the
+        norm of the change over the norm of the weights it started from."""
+        change = torch.nn.utils.get_total_norm([p - w for p, w in zip(self.parameters, weights_before)])
+        size = torch.nn.utils.get_total_norm(weights_before)
+        return float((change / size).item()) if weights_before else math.nan
 
     def evaluate(self, split: str) -> Evaluation:
         """One pass over ``split`` (val or test): its columns of the metrics row,

@@ -84,6 +84,9 @@ def _check_trainer(trainer) -> None:
                      why=f" (trainer.epochs={trainer.epochs}), or null for no re-weighting")
     check_number("trainer.drw_beta", trainer.drw_beta, 0, 1, high_inclusive=False)
     check_choice("trainer.on_nonfinite", trainer.on_nonfinite, ("stop", "skip_step"))
+    if trainer.clip_grad_norm is not None:
+        check_number("trainer.clip_grad_norm", trainer.clip_grad_norm, 0, low_inclusive=False,
+                     why=", or null for no clipping")
     check_choice("trainer.select_metric", trainer.select_metric, SELECTABLE)
     compile_mode(trainer.compile)
 
