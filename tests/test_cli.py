@@ -37,7 +37,7 @@ def test_quick_start_on_digits(tmp_path):
     run = runs[0]
     assert f"run directory: {run}" in result.stdout
     assert "test_acc" in result.stdout and "selected (epoch" in result.stdout
-    assert "diagnosis: overfitting" in result.stdout
+    assert "diagnosis: converged" in result.stdout
     assert "epoch" in result.stderr  # the tqdm bar
     with open(run / "metrics.csv", newline="") as f:
         reader = csv.DictReader(f)
