@@ -108,17 +108,33 @@ class Diagnosis:
     selected_epoch: int | None = None
     findings: list[str] = field(default_factory=list)  # further observations (long-tailed data)
 
+    def _epochs(self) -> str:
+        named = [f"phase began at epoch {self.onset_epoch}" if self.onset_epoch is not None else "",
+                 f"best test epoch {self.best_epoch}" if self.best_epoch is not None else "",
+                 f"selected epoch {self.selected_epoch}" if self.selected_epoch is not None else ""]
+        return "; ".join(e for e in named if e)
+
+    def _span(self) -> str:
+        return f" (epochs {self.window[0]}-{self.window[1]})" if self.window else ""
+
     def sentence(self) -> str:
+        """All of it on one line."""
         parts = [f"{self.label}: {self.advice}"]
         if self.evidence:
-            span = f" (epochs {self.window[0]}-{self.window[1]})" if self.window else ""
-            parts.append(f"Evidence{span}: " + "; ".join(self.evidence) + ".")
-        epochs = [f"phase began at epoch {self.onset_epoch}" if self.onset_epoch is not None else "",
-                  f"best test epoch {self.best_epoch}" if self.best_epoch is not None else "",
-                  f"selected epoch {self.selected_epoch}" if self.selected_epoch is not None else ""]
-        if any(epochs):
-            parts.append("; ".join(e for e in epochs if e).capitalize() + ".")
+            parts.append(f"Evidence{self._span()}: " + "; ".join(self.evidence) + ".")
+        if self._epochs():
+            parts.append(self._epochs().capitalize() + ".")
         return " ".join(parts + self.findings)
+
+    def explained(self) -> str:
+        """All of it as a block of lines to print: label, advice, one line per piece of evidence."""
+        lines = [self.label, f"  {self.advice}"]
+        if self.evidence:
+            lines += [f"  evidence{self._span()}:"] + [f"  - {item}" for item in self.evidence]
+        lines += [f"  {finding}" for finding in self.findings]
+        if self._epochs():
+            lines.append(f"  {self._epochs()}")
+        return "\n".join(lines)
 
     def record(self) -> dict:
         return asdict(self)
@@ -299,12 +315,12 @@ class Judgement:
             return "overfitting", onset
         if self.acc is None and train == "falling":
             return "overfitting", onset
+        if test == "falling":
+            return "data_problem", plateau_onset(epochs, self.train, self.size)
         if train == "falling" or self.fitted or self.annealed:
             if self.acc is None or self.at_best:
                 return "converged", onset
             return "overfitting", onset
-        if test == "falling":
-            return "data_problem", plateau_onset(epochs, self.train, self.size)
         swinging = max(self.train_trend.noise / self.train_trend.scale, self.test_trend.noise / self.test_trend.scale) > SWING
         label = "oscillating" if swinging else "stuck"
         # a swinging curve needs a wider median before its plateau shows

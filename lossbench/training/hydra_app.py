@@ -118,7 +118,7 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
         _error(f"stopped by {summary.get('stopped_by', 'a signal')} after epoch {summary['epochs_completed']}; "
                f"{_how_to_continue(run_dir)}")
         raise SystemExit(stop.exit_code)
-    diagnosis = Diagnosis.from_record(summary["diagnosis"]).sentence()
+    diagnosis = Diagnosis.from_record(summary["diagnosis"]).explained()
     print(f"\n{format_summary_table(summary)}\n\ndiagnosis: {diagnosis}\n\nstatus: {summary['status']}    run directory: {run_dir}")
     if summary["status"] != "finished" and not sweeping:
         raise SystemExit(EXIT_FAILED)
