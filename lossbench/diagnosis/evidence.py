@@ -61,10 +61,14 @@ class Curves:
         return len(self.epochs)
 
     def __getitem__(self, column: str) -> np.ndarray | None:
+        values = self.recorded(column)
+        return values if values is not None and np.isfinite(values).any() else None
+
+    def recorded(self, column: str) -> np.ndarray | None:
+        """The column as written, non-finite values included (None where the run lacks it)."""
         if column not in self.frame:
             return None
-        values = pd.to_numeric(self.frame[column], errors="coerce").to_numpy(dtype=float)
-        return values if np.isfinite(values).any() else None
+        return pd.to_numeric(self.frame[column], errors="coerce").to_numpy(dtype=float)
 
     def held_out_accuracy(self) -> tuple[str, np.ndarray] | tuple[None, None]:
         """The accuracy the diagnosis judges: balanced on the test set where it was measured."""

@@ -348,7 +348,7 @@ def diagnose(metrics, facts: RunFacts | None = None) -> Diagnosis:
     facts = facts or RunFacts()
     curves = Curves(metrics)
     selected = facts.selected_epoch
-    train_loss, test_loss = curves["train_loss"], curves["test_loss"]
+    train_loss, test_loss = curves.recorded("train_loss"), curves.recorded("test_loss")
     if not len(curves) or train_loss is None or test_loss is None:
         return Diagnosis("too_early", ADVICE["too_early"], selected_epoch=selected)
     _, acc = curves.held_out_accuracy()
