@@ -33,10 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="summarise runs")
     report.add_argument("paths", nargs="+", metavar="PATH", help="a run, a multirun or any folder holding runs")
     report.add_argument("--group-by", default="loss", help="config key to compare by (default: loss; e.g. loss.gamma)")
-    report.add_argument("--baseline", default="ce", help="group to compare the others against, paired by seed (default: ce)")
+    report.add_argument("--baseline", help="group to compare the others against, paired by seed (default: ce, "
+                                           "where there is a ce group)")
     report.add_argument("--epoch", choices=("selected", "final", "oracle"), default="selected",
                         help="whose numbers the ranking and the comparisons use: selected (default; on validation), "
                              "final, or oracle (the best test epoch: optimistic, marked as such)")
+    report.add_argument("--include-unfinished", action="store_true",
+                        help="pool failed, interrupted and running runs too (default: shown, not pooled)")
     report.add_argument("--out", help="output directory (default: PATH/report/ for one PATH, ./report/ for several)")
     losses = commands.add_parser("losses", help="list the losses or show one")
     losses.add_argument("names", nargs="*", metavar="NAME", help="one or more loss names")
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "report":
             from lossbench.report.build import report_main
 
-            report_main(args.paths, args.out, args.group_by, args.baseline, args.epoch)
+            report_main(args.paths, args.out, args.group_by, args.baseline, args.epoch, args.include_unfinished)
         else:
             parser.print_help()
     except UserError as e:

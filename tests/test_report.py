@@ -24,10 +24,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BEST = {("ce", 0): 0.80, ("ce", 1): 0.82, ("ce", 2): 0.78, ("focal", 0): 0.85, ("focal", 1): 0.86, ("focal", 2): 0.81}
 
 
-def write_run(path, loss, seed, best, status="finished", epochs=12):
+def write_run(path, loss, seed, best, status="finished", epochs=12, **dataset):
+    """``dataset``: its config values besides the name (they define the run's setting)."""
     (path / ".hydra").mkdir(parents=True)
-    (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"loss": {"name": loss}, "seed": seed, "dataset": {"name": "digits"}}))
-    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"loss={loss}", f"seed={seed}"]))
+    config = {"loss": {"name": loss}, "seed": seed, "dataset": {"name": "digits", **dataset}}
+    (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    overrides = [f"loss={loss}", f"seed={seed}", *(f"dataset.{k}={v}" for k, v in dataset.items())]
+    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     e = np.arange(1, epochs + 1)
     acc = best - 0.01 * np.abs(e - 8)
     rows = {
@@ -216,9 +219,7 @@ def test_ranking_across_settings(tmp_path):
     for job, ((loss, ratio), best) in enumerate(cells.items()):
         for seed in (0, 1):
             path = tmp_path / "runs" / f"{job}_{seed}"
-            write_run(path, loss, seed, best + 0.001 * seed)
-            (path / ".hydra" / "overrides.yaml").write_text(
-                yaml.safe_dump([f"loss={loss}", f"seed={seed}", f"dataset.imbalance_ratio={ratio}"]))
+            write_run(path, loss, seed, best + 0.001 * seed, imbalance_ratio=ratio)
     report = build_report([str(tmp_path / "runs")], str(tmp_path / "report"))
     assert report.ranking.settings == 2
     assert report.ranking.average_rank.to_dict() == {"ldam": 1.0, "focal": 2.5, "ce": 2.5}

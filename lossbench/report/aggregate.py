@@ -1,5 +1,6 @@
-"""Runs grouped by a config key with seeds pooled: means, standard deviations,
-a ranking, and per-seed paired differences against a baseline group."""
+"""Runs of one setting grouped by a config key with seeds pooled: means,
+standard deviations, a ranking, and per-seed paired differences against a
+baseline group; and the groups' means across settings."""
 
 import math
 
@@ -7,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from lossbench.report.runs import Run
+from lossbench.report.settings import setting
 from lossbench.report.statistics import Comparison, compare
 
 METRICS = ("test_acc", "test_balanced_acc", "test_tail_acc", "test_ece", "test_nll")
@@ -67,32 +69,20 @@ def summarize_groups(runs: list[Run], key: str, epoch: str = "selected") -> pd.D
     return table
 
 
-def _pairing_key(run: Run, key: str) -> tuple:
-    """What must match for two runs to be a pair: every override but the grouping key."""
-    group_prefix = key.split(".")[0]
-    others = tuple(sorted(o for o in run.overrides if not o.lstrip("+~").startswith((key + "=", group_prefix + "=", group_prefix + "."))))
-    return others or (("seed", run.seed),)
-
-
-def setting_of(run: Run, key: str) -> tuple:
-    """The run's setting: its pairing key without the seed (a dataset, an imbalance ratio, ...)."""
-    return tuple(o for o in _pairing_key(run, key) if not str(o).startswith("seed=") and o != ("seed", run.seed))
-
-
 def settings_table(runs: list[Run], key: str, metric: str = f"selected_{COMPARED}") -> pd.DataFrame:
     """One row per setting, one column per group: the mean of ``metric`` over seeds."""
     cells = {}
     for r in runs:
         value = run_metrics(r).get(metric)
         if value is not None:
-            cells.setdefault((setting_of(r, key), group_label(r, key)), []).append(value)
+            cells.setdefault((setting(r, key), group_label(r, key)), []).append(value)
     table = pd.Series({k: float(np.mean(v)) for k, v in cells.items()}, dtype=float)
     return table.unstack() if len(table) else pd.DataFrame()
 
 
 def paired_differences(runs: list[Run], key: str, baseline: str, metric: str = f"selected_{COMPARED}") -> list[Comparison]:
     """Each group against the baseline on ``metric``, runs paired by seed and settings."""
-    base = {_pairing_key(r, key): run_metrics(r).get(metric) for r in runs if group_label(r, key) == baseline}
+    base = {(setting(r, key), r.seed): run_metrics(r).get(metric) for r in runs if group_label(r, key) == baseline}
     results = []
     for label in dict.fromkeys(group_label(r, key) for r in runs):
         if label == baseline:
@@ -101,7 +91,7 @@ def paired_differences(runs: list[Run], key: str, baseline: str, metric: str = f
         for r in runs:
             if group_label(r, key) != label:
                 continue
-            value, reference = run_metrics(r).get(metric), base.get(_pairing_key(r, key))
+            value, reference = run_metrics(r).get(metric), base.get((setting(r, key), r.seed))
             if value is not None and reference is not None:
                 pairs.append((value, reference))
         results.append(compare(label, baseline, metric, pairs))

@@ -1,7 +1,7 @@
 """``lossbench report``: pictures, tables and a diagnosis of runs, sweeps or
 folders of runs, written as report.md, report.html, runs.csv and PNGs."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -9,11 +9,19 @@ import pandas as pd
 from lossbench.errors import UserError
 from lossbench.formatting import format_number
 from lossbench.report import figures
-from lossbench.report.aggregate import COMPARED, paired_differences, run_metrics, settings_table, summarize_groups
+from lossbench.report.aggregate import (
+    COMPARED,
+    group_label,
+    paired_differences,
+    run_metrics,
+    settings_table,
+    summarize_groups,
+)
 from lossbench.report.headline import headline
 from lossbench.report.statistics import Comparison, Ranking, few_seeds_line, rank_across_settings
 from lossbench.report.render import EPOCH_NAMES, render_html, render_markdown, selection_sentence
 from lossbench.report.runs import Run, being_written, load_runs
+from lossbench.report.settings import check_group_by, pool
 
 
 @dataclass
@@ -29,6 +37,8 @@ class Report:
     ranking: Ranking | None = None  # across settings, where the runs hold more than one
     headline: str = ""
     epoch: str = "selected"  # whose numbers are compared
+    left_out: list[str] = field(default_factory=list)  # what was not pooled, and why
+    settings: list[str] = field(default_factory=list)  # what sets each compared setting apart ("" for one)
 
 
 def _override_values(run: Run) -> dict:
@@ -59,38 +69,59 @@ def runs_table(runs: list[Run]) -> pd.DataFrame:
     return table
 
 
+def _baseline(given: str | None, group_by: str, labels: list[str]) -> str | None:
+    """The group the others are compared against: as given (it must be one), else ce where there is one."""
+    labels = list(dict.fromkeys(labels))
+    if given is None:
+        return "ce" if "ce" in labels else None
+    if given not in labels:
+        raise UserError(f"--baseline {given} is not a value of {group_by} in these runs: valid values are "
+                        f"{', '.join(labels)}")
+    return given
+
+
+def _in_setting(comparisons: list[Comparison], label: str) -> list[Comparison]:
+    return [replace(comparison, setting=label) for comparison in comparisons]
+
+
 def _image_name(run: Run) -> str:
     return "run_" + "".join(c if c.isalnum() or c in "-_" else "_" for c in run.name) + ".png"
 
 
-def build_report(paths: list[str], out: str | None, group_by: str = "loss", baseline: str | None = "ce",
-                 epoch: str = "selected") -> Report:
-    """``epoch``: which epoch's numbers the ranking, the comparisons and the headline use."""
+def build_report(paths: list[str], out: str | None, group_by: str = "loss", baseline: str | None = None,
+                 epoch: str = "selected", include_unfinished: bool = False) -> Report:
+    """``epoch``: which epoch's numbers the ranking, the comparisons and the headline use.
+    ``baseline``: None compares against ce where there is a ce group."""
     runs = load_runs(paths)
+    check_group_by(runs, group_by)
     # one path: the report sits beside its runs; several: in the current directory
     out_dir = Path(out) if out else (Path(paths[0]) / "report" if len(paths) == 1 else Path("report"))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot write the report into {out_dir}: {e.strerror or e}; choose another with --out DIR") from None
-    groups = summarize_groups(runs, group_by, epoch)
-    labels = set(groups[group_by]) if len(groups) else set()
-    if baseline is not None and baseline not in labels:
-        baseline = None
+    pooled = pool(runs, group_by, group_label, include_unfinished)
+    groups = pd.concat([summarize_groups(members, group_by, epoch).assign(setting=label)
+                        for label, members in pooled.settings.items()] or [pd.DataFrame()], ignore_index=True)
+    baseline = _baseline(baseline, group_by, [group_label(r, group_by) for r in pooled.runs])
     compared = f"{epoch}_{COMPARED}"
-    paired = paired_differences(runs, group_by, baseline, compared) if baseline else []
-    settings = settings_table(runs, group_by, compared)
+    paired = [comparison for label, members in pooled.settings.items() if baseline
+              for comparison in _in_setting(paired_differences(members, group_by, baseline, compared), label)]
+    settings = settings_table(pooled.runs, group_by, compared)
     ranking = rank_across_settings(settings) if len(settings) >= 2 and settings.shape[1] >= 2 else None
     images = {}
     try:
         if ranking is not None and ranking.critical_difference is not None:
             images["average rank across settings"] = figures.save(
                 figures.critical_difference_figure(ranking), out_dir / "critical_difference.png")
-        if len(runs) > 1:
-            images["test accuracy and NLL by group"] = figures.save(
-                figures.mean_curves_figure(runs, group_by), out_dir / "comparison_curves.png")
-            images["final and selected test accuracy by group"] = figures.save(
-                figures.bar_figure(groups, group_by), out_dir / "comparison_bar.png")
+        for number, (label, members) in enumerate(pooled.settings.items()):
+            if len(members) < 2:
+                continue
+            suffix, name = (f" ({label})", f"_{number + 1}") if label else ("", "")
+            images[f"test accuracy and NLL by group{suffix}"] = figures.save(
+                figures.mean_curves_figure(members, group_by), out_dir / f"comparison_curves{name}.png")
+            images[f"final and selected test accuracy by group{suffix}"] = figures.save(
+                figures.bar_figure(groups[groups["setting"] == label], group_by), out_dir / f"comparison_bar{name}.png")
         for run in runs:
             images[run.name] = figures.save(figures.run_figure(run), out_dir / _image_name(run))
             posthoc = figures.posthoc_figure(run)
@@ -98,8 +129,10 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
                 images[f"post-hoc: {run.name}"] = figures.save(posthoc, out_dir / ("posthoc_" + _image_name(run)))
         table = runs_table(runs)
         table.to_csv(out_dir / "runs.csv", index=False, na_rep="")
+        headlines = [headline([c for c in paired if c.setting == label], members, epoch, where=label)
+                     for label, members in pooled.settings.items()]
         report = Report(runs, table, groups, paired, group_by, baseline, images, out_dir, ranking,
-                        headline(paired, runs, epoch), epoch)
+                        " ".join(h for h in headlines if h), epoch, pooled.left_out, list(pooled.settings))
         (out_dir / "report.md").write_text(render_markdown(report))
         (out_dir / "report.html").write_text(render_html(report))
     except OSError as e:
@@ -128,7 +161,10 @@ def console_summary(report: Report) -> str:
     g = report.groups
     if len(g):
         lines.append(f"\nby {report.group_by} (mean ± std over runs). {selection_sentence(report.runs)}")
+        lines += [f"  {line}" for line in report.left_out]
         for _, row in g.iterrows():
+            if len(report.settings) > 1 and (row.get("rank") == 1):
+                lines.append(f"  {row['setting']}:")
             lines.append(
                 f"  {row.get('rank', '-')}. {row[report.group_by]:<20} runs {row['runs']:>2}  "
                 f"{EPOCH_NAMES[report.epoch]} balanced acc {format_number(row.get(f'{report.epoch}_test_balanced_acc_mean'))} ± "
@@ -140,7 +176,8 @@ def console_summary(report: Report) -> str:
         lines.append(f"\nagainst {report.group_by}={report.baseline} (paired by seed, {EPOCH_NAMES[report.epoch]} epoch's test "
                      f"balanced accuracy, 95% bootstrap CI):")
         for p in report.paired:
-            lines.append(f"  {p.group:<20} {p.n} pairs  diff {format_number(p.mean)} [{format_number(p.low)}, "
+            where = f" [{p.setting}]" if p.setting else ""
+            lines.append(f"  {p.group + where:<20} {p.n} pairs  diff {format_number(p.mean)} [{format_number(p.low)}, "
                          f"{format_number(p.high)}]  P(improvement) {format_number(p.p_improvement, 2)}  {p.verdict}")
         lines += [f"  {line}" for line in map(few_seeds_line, report.paired) if line]
     lines.append("\ndiagnosis:")
@@ -152,8 +189,8 @@ def console_summary(report: Report) -> str:
     return "\n".join(lines)
 
 
-def report_main(paths: list[str], out: str | None, group_by: str = "loss", baseline: str | None = "ce",
-                epoch: str = "selected") -> Report:
-    report = build_report(paths, out, group_by, baseline, epoch)
+def report_main(paths: list[str], out: str | None, group_by: str = "loss", baseline: str | None = None,
+                epoch: str = "selected", include_unfinished: bool = False) -> Report:
+    report = build_report(paths, out, group_by, baseline, epoch, include_unfinished)
     print(console_summary(report))
     return report

@@ -36,12 +36,13 @@ def _points(value: float) -> str:
 
 
 def headline(comparisons: list[Comparison], runs: list[Run], epoch: str = "selected",
-             metric_name: str = "balanced accuracy") -> str:
+             metric_name: str = "balanced accuracy", where: str = "") -> str:
+    """``where``: what sets these runs apart from others compared beside them."""
     if not comparisons:
         return ""
     baseline = comparisons[0].baseline
     seeds = max(c.n for c in comparisons)
-    where = f"On {setting_label(runs)}"
+    where = f"On {setting_label(runs)}" + (f" with {where}" if where else "")
     better = sorted((c for c in comparisons if c.verdict == "better than the baseline"), key=lambda c: -c.mean)
     if better:
         c = better[0]

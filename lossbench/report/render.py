@@ -27,6 +27,13 @@ def posthoc_sentence(runs) -> str:
             f"epoch: there, sharper is always better).")
 
 
+def pooling_sentence(report) -> str:
+    """Which runs were pooled: only those agreeing in everything but the grouping key and the seed."""
+    split = (f"The runs differ in more than `{report.group_by}` and the seed, so each setting is compared on its own: "
+             f"{'; '.join(report.settings)}. " if len(report.settings) > 1 else "")
+    return split + " ".join(f"{line[0].upper()}{line[1:]}." for line in report.left_out) + (" " if report.left_out else "")
+
+
 def selection_sentence(runs) -> str:
     """How the runs chose the epoch they report, in one sentence."""
     ways = list(dict.fromkeys(run.selection["by"] for run in runs))
@@ -38,6 +45,8 @@ def comparison_table(report) -> pd.DataFrame:
     if not len(g):
         return pd.DataFrame()
     table = pd.DataFrame({"rank": g.get("rank"), report.group_by: g[report.group_by], "runs": g["runs"]})
+    if len(report.settings) > 1:
+        table.insert(0, "setting", g["setting"])
     stages = dict.fromkeys((*STAGES, report.epoch))
     columns = [(f"{stage}_{metric}", f"{EPOCH_NAMES[stage]} {title}") for stage in stages for metric, title in (
         ("test_acc", "acc"), ("test_balanced_acc", "balanced acc"), ("test_tail_acc", "tail acc"), ("test_ece", "ECE"),
@@ -56,7 +65,7 @@ def comparison_table(report) -> pd.DataFrame:
 
 def paired_table(report) -> pd.DataFrame:
     return pd.DataFrame([
-        {report.group_by: p.group, "pairs": p.n, "mean difference": format_number(p.mean),
+        {**({"setting": p.setting} if len(report.settings) > 1 else {}), report.group_by: p.group, "pairs": p.n, "mean difference": format_number(p.mean),
          "95% bootstrap CI": f"[{format_number(p.low)}, {format_number(p.high)}]",
          "P(improvement)": format_number(p.p_improvement, 2), "verdict": p.verdict,
          "seeds needed": format_number(p.seeds_needed)}
@@ -111,8 +120,9 @@ def _sections(report):
             f"{selection_sentence(report.runs)} ± is the standard deviation over runs. " \
             f"{posthoc_sentence(report.runs)} " \
             + being_written(report.runs)
-    yield "Comparison", f"Grouped by `{report.group_by}`, seeds pooled. " + intro, comparison_table(report), [
-        t for t in report.images if t in ("final and selected test accuracy by group", "test accuracy and NLL by group")]
+    yield "Comparison", f"Grouped by `{report.group_by}`, seeds pooled. {pooling_sentence(report)}" + intro, \
+        comparison_table(report), [t for t in report.images
+                                   if t.startswith(("final and selected test accuracy by group", "test accuracy and NLL by group"))]
     if report.paired:
         notes = " ".join(line + "." for line in map(few_seeds_line, report.paired) if line)
         yield (f"Against {report.group_by}={report.baseline}",

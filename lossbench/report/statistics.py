@@ -39,6 +39,7 @@ class Comparison:
     p_improvement: float  # P(a run of the group beats a run of the baseline)
     seeds_needed: int | None  # to resolve the observed mean at the observed spread; None: resolved or undefined
     verdict: str
+    setting: str = ""  # what sets the compared runs apart from other compared runs ("" where all agree)
 
 
 def bootstrap_interval(diffs: np.ndarray, confidence: float = CONFIDENCE, seed: int = 0) -> tuple[float, float]:
