@@ -238,6 +238,7 @@ def test_a_label_smoothing_run_near_its_floor_is_not_a_data_problem():
     floor = 0.5
     c["train_loss"] = c["train_loss"] + floor  # flat just above the floor, while the test loss still eases down
     c["test_loss"] = 1.5 * np.exp(-c["epoch"] / 3) + 0.55 + 0.01 * (30 - c["epoch"])
+    c["lr"] = np.full(len(c["epoch"]), 0.1)  # not annealed: a falling test loss still counts
     facts = RunFacts(num_classes=10, train_counts=[100] * 10, test_size=1000, loss_floor=floor)
     assert diagnose(c, facts).label == "still_learning"
     assert diagnose(c, RunFacts(num_classes=10, train_counts=[100] * 10, test_size=1000)).label == "data_problem"
@@ -258,3 +259,13 @@ def test_facts_come_from_a_summary():
     assert facts == RunFacts(2, [30, 10], 10, 0.2, 4, "val_balanced_acc")
     assert facts.chance_accuracy == 0.5 and facts.majority_share == 0.75
     assert facts.chance_loss == pytest.approx(np.log(2))
+
+
+def test_losses_creeping_down_after_the_schedule_ended_are_converged_unless_accuracy_still_rises():
+    c = _healthy()
+    e = c["epoch"]
+    c["train_loss"] = c["train_loss"] + 0.002 * (30 - e)  # still creeping down at a learning rate near zero
+    c["test_loss"] = c["test_nll"] = c["test_loss"] + 0.003 * (30 - e)
+    assert diagnose(c, FACTS).label == "converged"
+    c["test_acc"] = c["test_balanced_acc"] = np.minimum(0.99, 0.5 + 0.016 * e)  # but still climbing
+    assert diagnose(c, FACTS).label == "still_learning"

@@ -27,6 +27,10 @@ named. The rules, in the order they are tried:
   | falling or fitted | rising, accuracy holds | ``overconfident`` |
   | falling or fitted | flat, large gap | ``overfitting`` |
   | fitted, or flat with the schedule annealed | flat, accuracy at its best | ``converged`` |
+
+  A run whose schedule has annealed (the learning rate below ``ANNEALED`` of its
+  peak) with the test accuracy at its best and not rising counts both losses as
+  flat: whatever they still creep down by at that learning rate changes nothing.
   | flat | falling | ``data_problem`` |
   | flat | flat | ``stuck`` (``oscillating`` when it swings) |
 
@@ -66,8 +70,9 @@ MIN_ACC_NOISE = 0.005
 
 ADVICE = {
     "still_learning": "The held-out curves still improve: keep training (more epochs, or a longer schedule).",
-    "converged": "The curves are flat and the test accuracy is at its best within noise: more epochs will not help. "
-    "To do better, change the recipe (model, loss, augmentation), not the length.",
+    "converged": "Test accuracy is at its best within noise, with the curves levelled off or the learning rate "
+    "annealed to near zero: more epochs will not help. To do better, change the recipe (model, loss, augmentation, "
+    "schedule), not the length.",
     "overfitting": "The model fits the training set far better than the test set: regularise (weight decay, "
     "augmentation, label smoothing), use more data or a smaller model, or stop at the selected epoch.",
     "overfitting_diverging": "The test loss rises and the test accuracy has fallen from its best: the model is "
@@ -300,6 +305,10 @@ class Judgement:
     def by_trends(self):
         train, test, epochs = self.train_trend.direction, self.test_trend.direction, self.curves.epochs
         improving = self.acc is not None and self.acc_trend.direction == "rising"
+        if self.annealed and self.acc is not None and self.at_best and not improving:
+            # the schedule has ended with the accuracy at its best: what the losses
+            # still creep down by at a learning rate near zero changes nothing
+            train, test = ("flat" if t == "falling" else t for t in (train, test))
         if train == "rising" and not self.fitted:
             return "bad_setup", int(epochs[int(np.argmin(smooth(self.train)))])
         if train == "falling" and not self.fitted and (test == "falling" or improving):
