@@ -148,7 +148,7 @@ def sweep_headline(sweep_dir: Path, swept: list[str], values: dict[str, list[str
         return ""
     key = compared[0]
     baseline = "ce" if "ce" in values[key] else values[key][0]
-    runs = load_runs([str(sweep_dir)])
+    runs = pool(load_runs([str(sweep_dir)]), key, group_label).runs  # the finished ones
     return headline(paired_differences(runs, key, baseline), runs)
 
 
