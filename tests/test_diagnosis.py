@@ -269,3 +269,11 @@ def test_losses_creeping_down_after_the_schedule_ended_are_converged_unless_accu
     assert diagnose(c, FACTS).label == "converged"
     c["test_acc"] = c["test_balanced_acc"] = np.minimum(0.99, 0.5 + 0.016 * e)  # but still climbing
     assert diagnose(c, FACTS).label == "still_learning"
+
+
+def test_test_accuracy_jumping_between_epochs_is_unstable():
+    c = _healthy()
+    c["test_acc"][20:] = c["test_balanced_acc"][20:] = 0.8 + 0.1 * (-1.0) ** np.arange(10)  # 0.9, 0.7, 0.9, ...
+    d = diagnose(c, FACTS)
+    # a jump of 0.2 against a sampling noise of 0.014 (1,000 test images at 70%, the median of the last 3)
+    assert d.label == "unstable" and "test accuracy jumps by 0.200 (the test set's sampling noise: 0.014)" in d.evidence[0]

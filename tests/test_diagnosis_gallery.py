@@ -28,6 +28,8 @@ GALLERY = {
     "learning_rate_too_high": (("optim.lr=20",), "exploding"),
     # a small, steeply long-tailed training set without regularisation: train 99%, test 72%
     "heavy_overfitting": (("dataset=digits_lt", "dataset.imbalance_ratio=100", *NO_REGULARISATION), "overfitting"),
+    # a constant learning rate of 1: test accuracy jumps between 35% and 93% from epoch to epoch
+    "unstable": (("optim.lr=1.0", "sched=multistep", "sched.warmup_epochs=0"), "unstable"),
     # a small constant learning rate, stopped after 12 epochs
     "still_learning": (("trainer.epochs=12", "optim.lr=0.003", "sched=multistep", "sched.warmup_epochs=0"),
                        "still_learning"),

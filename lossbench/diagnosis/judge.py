@@ -14,8 +14,11 @@ named. The rules, in the order they are tried:
   balanced on test; the majority class's share on the training set). The advice
   follows the update-to-weight ratio: raise a learning rate that barely moves
   the weights, lower one that throws them about, otherwise look at the data.
-- ``unstable``: test accuracy fell from its best by more than its noise, with
-  spikes of the training loss after the best epoch.
+- ``unstable``: from one epoch to the next, test accuracy typically jumps by
+  more than ``ACC_SWING`` and twice its sampling noise, or the test NLL by more
+  than a factor of 1.4 (beyond their steady trends); or the accuracy fell from
+  its best by more than its noise, with spikes of the training loss after the
+  best epoch.
 - from the trends of the training loss (measured above the loss's floor: a
   smoothed target cannot be fitted to zero) and of the test loss:
 
@@ -50,7 +53,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from lossbench.diagnosis.evidence import Curves, RunFacts
-from lossbench.diagnosis.trends import NOISE_MULTIPLE, Trend, plateau_onset, robust_spread, smooth, trend
+from lossbench.diagnosis.trends import NOISE_MULTIPLE, Trend, plateau_onset, robust_spread, smooth, theil_sen, trend
 
 MIN_EPOCHS = 10
 MIN_WINDOW = 6
@@ -65,6 +68,8 @@ HUGE_UPDATE = 1.0  # ... more than their own norm per epoch are thrown about
 ANNEALED = 0.05  # a final learning rate below this fraction of its peak has annealed
 RISE = 0.10  # a test NLL this far above its minimum has risen
 GAP = 0.05  # train minus test accuracy beyond the noise that counts as a large gap
+ACC_SWING = 0.02  # test accuracy jumping more than this (and 2 standard errors) between epochs is unstable
+NLL_SWING = math.log(1.4)  # ... or the test NLL by more than this factor
 SPIKE = 2.0  # an epoch's training loss this many times the median of the 3 before it
 MIN_ACC_NOISE = 0.005
 
@@ -89,8 +94,8 @@ ADVICE = {
     "diverged": "A loss became non-finite: lower the learning rate, and check the data and the loss's settings.",
     "exploding": "The loss blew up by orders of magnitude: lower the learning rate, warm up "
     "(sched.warmup_epochs), or clip the gradient norm (trainer.clip_grad_norm).",
-    "unstable": "Test accuracy fell from its best by more than the noise, after spikes of the training loss: "
-    "lower the learning rate, warm up, or clip the gradient norm (trainer.clip_grad_norm); report the selected epoch.",
+    "unstable": "Test accuracy jumps about, or fell from its best after spikes of the training loss: lower the "
+    "learning rate, warm up, or clip the gradient norm (trainer.clip_grad_norm); report the selected epoch.",
     "not_learning": "Accuracy stays at chance: check the labels, the data and the initialisation.",
     "too_early": f"Fewer than {MIN_EPOCHS} epochs: too early to judge; train longer.",
 }
@@ -162,6 +167,15 @@ def _trend_words(name: str, t: Trend, floor: float = 0.0) -> str:
     return f"{name} {t.direction} at {_number(t.level + floor)} (slope {t.slope:+.2g}/epoch{within}{above})"
 
 
+def _swing(epochs: np.ndarray, values: np.ndarray) -> float:
+    """How far a curve typically jumps from one epoch to the next beyond its steady
+    trend: the median distance of its per-epoch changes from the Theil-Sen slope."""
+    if len(values) < 2:
+        return 0.0
+    slope, _ = theil_sen(epochs, values)
+    return float(np.median(np.abs(np.diff(values) / np.diff(epochs) - slope)))
+
+
 def _spikes(losses: np.ndarray, scale: float) -> list[int]:
     """Indices of epochs whose loss jumped ``SPIKE`` times above the median of the 3 before."""
     return [i for i in range(3, len(losses))
@@ -201,8 +215,9 @@ class Judgement:
             return
         best = int(np.argmax(acc))
         self.acc_end, self.acc_best, self.acc_best_epoch = self._tail(acc), float(acc[best]), int(self.curves.epochs[best])
-        sampling = 2 * math.sqrt(self.acc_end * (1 - self.acc_end) / self.facts.test_size) if self.facts.test_size else 0.0
-        self.acc_noise = max(sampling, NOISE_MULTIPLE * robust_spread(acc[-self.size:]), MIN_ACC_NOISE)
+        # the standard error of an accuracy measured on the test set's images
+        self.acc_sampling = math.sqrt(self.acc_end * (1 - self.acc_end) / self.facts.test_size) if self.facts.test_size else 0.0
+        self.acc_noise = max(2 * self.acc_sampling, NOISE_MULTIPLE * robust_spread(acc[-self.size:]), MIN_ACC_NOISE)
         self.at_best = self.acc_end >= self.acc_best - self.acc_noise
         self.acc_trend = trend(self.x, acc[-self.size:])
         words = self.acc_name.replace("_acc", " accuracy").replace("_", " ")
@@ -227,7 +242,7 @@ class Judgement:
             return
         peak, end = float(np.nanmax(lr)), float(lr[-1])
         self.annealed = peak > 0 and end <= ANNEALED * peak
-        self.evidence.append(f"learning rate {_number(end)} at the end, {100 * end / peak:.2g}% of its peak {_number(peak)}"
+        self.evidence.append(f"learning rate {_number(end)} at the end, {100 * end / peak:.3g}% of its peak {_number(peak)}"
                              if peak > 0 else "learning rate 0")
 
     # The rules, tried in order: each returns (label, onset epoch) or None.
@@ -280,10 +295,20 @@ class Judgement:
         return "not_learning", int(self.curves.epochs[0])
 
     def unstable(self):
-        if self.acc is None or self.at_best:
+        if self.acc is None:
             return None
-        after = np.flatnonzero(self.curves.epochs > self.acc_best_epoch)
-        spikes = [i for i in _spikes(self.curves["train_loss"], SCALE_FLOOR * abs(self.train[0])) if i in set(after)]
+        acc_swing = _swing(self.x, self.acc[-self.size:])
+        nll = self.curves["test_nll"] if self.curves["test_nll"] is not None else self.test
+        nll_swing = _swing(self.x, np.log(np.maximum(nll[-self.size:], 1e-12)))
+        if acc_swing > max(ACC_SWING, 2 * self.acc_sampling) or nll_swing > NLL_SWING:
+            self.evidence.insert(0, f"from one epoch to the next, test accuracy jumps by {acc_swing:.3f} (the test set's "
+                                    f"sampling noise: {self.acc_sampling:.3f}) and the test NLL by a factor of "
+                                    f"{math.exp(nll_swing):.2f}, typically")
+            return "unstable", self.window[0]
+        if self.at_best:
+            return None
+        after = set(np.flatnonzero(self.curves.epochs > self.acc_best_epoch))
+        spikes = [i for i in _spikes(self.curves["train_loss"], SCALE_FLOOR * abs(self.train[0])) if i in after]
         if not spikes:
             return None
         self.evidence.insert(0, f"the training loss spiked at epoch{'s' if len(spikes) > 1 else ''} "
