@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -18,12 +19,15 @@ from lossbench.report.aggregate import group_label  # noqa: E402
 from lossbench.report.runs import Run  # noqa: E402
 
 GROUP_COLORS = {"head": "tab:blue", "medium": "tab:orange", "tail": "tab:red", "": "tab:gray"}
+# test and balanced test accuracy closer than this at every epoch are drawn as one line
+SAME_ACCURACY = 0.005
 
 
-def _plot_columns(ax, metrics: pd.DataFrame, columns: dict[str, str], title: str, ylabel: str) -> None:
+def _plot_columns(ax, metrics: pd.DataFrame, columns: dict[str, str], title: str, ylabel: str,
+                  styles: dict[str, dict] | None = None) -> None:
     for column, label in columns.items():
         if column in metrics and metrics[column].notna().any():
-            ax.plot(metrics["epoch"], metrics[column], label=label)
+            ax.plot(metrics["epoch"], metrics[column], label=label, **(styles or {}).get(column, {}))
     ax.set_title(title)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
@@ -59,8 +63,7 @@ def run_figure(run: Run) -> plt.Figure:
     loss_columns = {"train_loss": "train objective", "test_loss": "test objective", "test_nll": "test NLL"}
     _plot_columns(axes[0, 0], m, loss_columns, "losses", "loss")
     log_scale_if_spanning(axes[0, 0], *(m.get(c) for c in loss_columns))
-    _plot_columns(axes[0, 1], m, {"train_acc": "train", "test_acc": "test", "test_balanced_acc": "test balanced"},
-                  "accuracy", "accuracy")
+    accuracy_axes(axes[0, 1], m)
     counts = run.summary.get("class_counts")
     if counts:
         axes[0, 1].axhline(1 / len(counts), color="0.4", lw=0.8, ls=":", label="chance (1/K)")
@@ -76,6 +79,23 @@ def run_figure(run: Run) -> plt.Figure:
     fig.suptitle(f"{run.label}  [{run.status}]")
     fig.tight_layout()
     return fig
+
+
+def accuracy_axes(ax, m: pd.DataFrame) -> None:
+    """Train, test and balanced test accuracy. On balanced data the last two
+    coincide, and one would hide the other: drawn as one line where they do."""
+    if same_curve(m, "test_acc", "test_balanced_acc"):
+        columns = {"train_acc": "train", "test_acc": f"test = test balanced (within {SAME_ACCURACY * 100:g} pts)"}
+    else:
+        columns = {"train_acc": "train", "test_acc": "test", "test_balanced_acc": "test balanced"}
+    _plot_columns(ax, m, columns, "accuracy", "accuracy", {"test_balanced_acc": dict(ls="--", lw=1.2)})
+
+
+def same_curve(m: pd.DataFrame, a: str, b: str, tolerance: float = SAME_ACCURACY) -> bool:
+    """Whether two columns are recorded at the same epochs (some) and agree within ``tolerance`` there."""
+    if a not in m or b not in m or not m[a].notna().any() or not (m[a].notna() == m[b].notna()).all():
+        return False
+    return bool((m[a] - m[b]).abs().max() <= tolerance)
 
 
 def optimisation_axes(ax, m: pd.DataFrame) -> None:
@@ -114,12 +134,21 @@ def per_class_axes(ax, run: Run) -> None:
         return
     pc = pc.sort_values("train_count", ascending=False, kind="stable")
     groups = pd.Series([g if isinstance(g, str) else "" for g in pc["group"]] if "group" in pc else [""] * len(pc))
-    ax.bar(range(len(pc)), pc["test_acc_last"], color=[GROUP_COLORS.get(g, "tab:gray") for g in groups])
+    accuracy = pc["test_acc_last"].to_numpy(dtype=float)
+    ax.bar(range(len(pc)), accuracy, color=[GROUP_COLORS.get(g, "tab:gray") for g in groups])
     ax.set_xticks(range(len(pc)), [str(c) for c in pc["class"]], fontsize="x-small", rotation=90 if len(pc) > 20 else 0)
     ax.set_xlabel("class (by training count, most first)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
     handles = [Patch(color=GROUP_COLORS[g], label=g) for g in ("head", "medium", "tail") if (groups == g).any()]
+    # a bar of height 0 is not drawn at all: a class never predicted right would look absent
+    zero = np.flatnonzero(accuracy == 0)
+    if len(zero):
+        (marker,) = ax.plot(zero, np.zeros(len(zero)), ls="none", marker="x", color="black", ms=7, mew=1.5,
+                            clip_on=False, zorder=4, label="0% accuracy")
+        for x in zero:
+            ax.annotate("0", (x, 0), xytext=(0, 6), textcoords="offset points", ha="center", fontsize="x-small")
+        handles.append(marker)
     if handles:
         ax.legend(handles=handles, fontsize="small", loc="lower left")
 
@@ -132,13 +161,27 @@ def reliability_axes(ax, run: Run) -> None:
     ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
     if cal is not None and {"lower", "upper", "accuracy", "count"} <= set(cal.columns):
         filled = cal[cal["count"] > 0]
+        counts = filled["count"].to_numpy(dtype=float)
         ax.bar(filled["lower"], filled["accuracy"], width=filled["upper"] - filled["lower"], align="edge",
-               edgecolor="black", alpha=0.7, label="accuracy")
-    ax.set_xlabel("confidence")
+               edgecolor="black", color=[to_rgba("tab:blue", a) for a in count_alpha(counts)],
+               label="accuracy (paler: fewer images)")
+        for x, y, n in zip((filled["lower"] + filled["upper"]) / 2, filled["accuracy"], counts):
+            ax.annotate(f"{n:.0f}", (x, y), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=6, rotation=90 if n >= 1000 else 0)
+    ax.set_xlabel("confidence (numbers: images per bin)")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.12)
     ax.legend(fontsize="small", loc="upper left")
+
+
+def count_alpha(counts: np.ndarray) -> np.ndarray:
+    """A bin's opacity by its count, on a log scale so that a bin of a few
+    images is faint beside one of thousands, but one of hundreds is not."""
+    counts = np.asarray(counts, dtype=float)
+    if not len(counts) or counts.max() <= 0:
+        return np.zeros(len(counts))
+    return 0.12 + 0.78 * np.log1p(counts) / np.log1p(counts.max())
 
 
 def mean_curves_figure(runs: list[Run], key: str, columns=("test_acc", "test_nll")) -> plt.Figure:
