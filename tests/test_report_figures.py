@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from lossbench.report import figures
 from lossbench.report.runs import load_runs
@@ -82,3 +83,16 @@ def test_test_and_balanced_accuracy_never_hide_each_other(tmp_path, gap, expecte
     if len(curves) == 3:
         np.testing.assert_allclose(curves[2].get_ydata(), run.metrics["test_balanced_acc"])
         assert curves[1].get_linestyle() == "-" and curves[2].get_linestyle() == "--"
+
+
+def test_figures_are_saved_at_print_resolution(tmp_path):
+    e = np.arange(1, EPOCHS + 1)
+    write_run(tmp_path / "run", {"loss": {"name": "ce"}, "seed": 0}, ["loss=ce"],
+              {"test_acc": 0.5 + 0 * e, "test_balanced_acc": 0.4 + 0 * e})
+    fig = figures.run_figure(load_runs([str(tmp_path / "run")])[0])
+    width, height = fig.get_size_inches()
+    path = figures.save(fig, tmp_path / "run.png")
+    with Image.open(path) as image:
+        assert image.info["dpi"] == pytest.approx((200, 200), abs=0.01)
+        assert image.size == (round(width * 200), round(height * 200))
+        assert image.mode == "P"  # a palette: what keeps the embedding report small
