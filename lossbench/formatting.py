@@ -9,6 +9,13 @@ def format_number(value, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def format_mean_std(mean, std, digits: int = 4) -> str:
+    """``mean ± std``; the mean alone where there is no spread to show (a group of one run)."""
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return format_number(mean, digits)
+    return f"{format_number(mean, digits)} ± {format_number(std, digits)}"
+
+
 # Shown in the table printed at the end of a run.
 SUMMARY_METRICS = ("train_loss", "train_acc", "val_acc", "val_balanced_acc", "test_loss", "test_nll", "test_acc",
                    "test_balanced_acc", "test_tail_acc", "test_ece")

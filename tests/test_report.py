@@ -150,13 +150,13 @@ def test_report_files(sweep, capsys):
     out = sweep / "report"
     assert report.out_dir == out
     pngs = sorted(out.glob("*.png"))
-    assert len(pngs) == 6 + 2
+    assert len(pngs) == 6 + 4  # a figure per run; curves, runs by group, head/medium/tail, paired differences
     for png in pngs:
         assert png.read_bytes()[:8] == PNG_MAGIC and imread(png).ndim == 3
     page = _Page()
     page.feed((out / "report.html").read_text())
     assert page.tables == 3  # comparison, paired differences, diagnosis
-    assert len(page.images) == 8
+    assert len(page.images) == 10
     for src in page.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG_MAGIC

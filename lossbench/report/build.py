@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from lossbench.errors import UserError
-from lossbench.formatting import format_number
+from lossbench.formatting import format_mean_std, format_number
 from lossbench.report import figures
 from lossbench.report.aggregate import (
     COMPARED,
@@ -117,11 +117,11 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
         for number, (label, members) in enumerate(pooled.settings.items()):
             if len(members) < 2:
                 continue
-            suffix, name = (f" ({label})", f"_{number + 1}") if label else ("", "")
-            images[f"test accuracy and NLL by group{suffix}"] = figures.save(
-                figures.mean_curves_figure(members, group_by), out_dir / f"comparison_curves{name}.png")
-            images[f"final and selected test accuracy by group{suffix}"] = figures.save(
-                figures.bar_figure(groups[groups["setting"] == label], group_by), out_dir / f"comparison_bar{name}.png")
+            suffix, tag = (f" ({label})", f"_{number + 1}") if label else ("", "")
+            for title, name, figure in figures.comparison_figures(
+                    members, groups[groups["setting"] == label], [c for c in paired if c.setting == label], group_by,
+                    epoch, EPOCH_NAMES[epoch], compared):
+                images[title + suffix] = figures.save(figure, out_dir / name.replace(".png", f"{tag}.png"))
         for run in runs:
             images[run.name] = figures.save(figures.run_figure(run), out_dir / _image_name(run))
             posthoc = figures.posthoc_figure(run)
@@ -165,12 +165,11 @@ def console_summary(report: Report) -> str:
         for _, row in g.iterrows():
             if len(report.settings) > 1 and (row.get("rank") == 1):
                 lines.append(f"  {row['setting']}:")
+            compared, final = (format_mean_std(row.get(f"{stage}_test_balanced_acc_mean"),
+                                               row.get(f"{stage}_test_balanced_acc_std")) for stage in (report.epoch, "final"))
             lines.append(
                 f"  {row.get('rank', '-')}. {row[report.group_by]:<20} runs {row['runs']:>2}  "
-                f"{EPOCH_NAMES[report.epoch]} balanced acc {format_number(row.get(f'{report.epoch}_test_balanced_acc_mean'))} ± "
-                f"{format_number(row.get(f'{report.epoch}_test_balanced_acc_std'))}  "
-                f"final balanced acc {format_number(row.get('final_test_balanced_acc_mean'))} ± "
-                f"{format_number(row.get('final_test_balanced_acc_std'))}"
+                f"{EPOCH_NAMES[report.epoch]} balanced acc {compared}  final balanced acc {final}"
             )
     if report.paired:
         lines.append(f"\nagainst {report.group_by}={report.baseline} (paired by seed, {EPOCH_NAMES[report.epoch]} epoch's test "

@@ -10,20 +10,29 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from lossbench.posthoc import adjusted_predictions, balanced_accuracy, reliability_bins  # noqa: E402
-from lossbench.report.aggregate import group_label  # noqa: E402
+from lossbench.report.aggregate import group_label, run_metrics  # noqa: E402
 from lossbench.report.runs import Run  # noqa: E402
+from lossbench.report.statistics import CONFIDENCE, Comparison, bootstrap_interval  # noqa: E402
 
 GROUP_COLORS = {"head": "tab:blue", "medium": "tab:orange", "tail": "tab:red", "": "tab:gray"}
 PRINT_DPI = 200
 # test and balanced test accuracy closer than this at every epoch are drawn as one line
 SAME_ACCURACY = 0.005
+
+# the comparison figures' titles, by which the report places them
+CURVES_FIGURE = "test accuracy and NLL by group"
+GROUPS_FIGURE = "test balanced accuracy by group"
+TAIL_FIGURE = "head, medium and tail test accuracy by group"
+PAIRED_FIGURE = "paired differences against the baseline"
 
 
 def _plot_columns(ax, metrics: pd.DataFrame, columns: dict[str, str], title: str, ylabel: str,
@@ -188,21 +197,32 @@ def count_alpha(counts: np.ndarray) -> np.ndarray:
 
 
 def mean_curves_figure(runs: list[Run], key: str, columns=("test_acc", "test_nll")) -> plt.Figure:
-    """Per group, the mean curve over its runs with a band of one standard deviation."""
+    """Per group, the mean curve over its runs with a band of one standard
+    deviation; a log axis where the means span more than a decade (a loss that
+    starts far above the others would flatten them)."""
     fig, axes = plt.subplots(1, len(columns), figsize=(6 * len(columns), 4.5), squeeze=False)
+    names, values = group_names(runs, key), numeric_values(runs, key)
+    colors = {}
+    if values is not None:  # in value order, shaded from the smallest value to the largest
+        names = dict(sorted(names.items(), key=lambda item: values[item[0]]))
+        colors = {label: plt.cm.viridis(i / max(len(names) - 1, 1) * 0.9) for i, label in enumerate(names)}
     for ax, column in zip(axes[0], columns):
-        for label in dict.fromkeys(group_label(r, key) for r in runs):
+        means = []
+        for label in names:
             mean, std, epochs = mean_curve([r for r in runs if group_label(r, key) == label], column)
             if mean is None:
                 continue
-            (line,) = ax.plot(epochs, mean, label=f"{key}={label}")
+            (line,) = ax.plot(epochs, mean, label=f"{key}={names[label]}", color=colors.get(label))
             ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            means.append(mean)
+        if not column.endswith("_acc"):  # accuracy from chance on 100 classes to 0.6 spans a decade too
+            log_scale_if_spanning(ax, *means)
         ax.set_title(f"{column}: mean over runs, band = 1 std")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(column)
+        ax.set_ylabel(column + (" (log scale)" if ax.get_yscale() == "log" else ""))
         ax.grid(alpha=0.3)
         if ax.lines:
-            ax.legend(fontsize="small")
+            ax.legend(fontsize="small" if len(ax.lines) <= 8 else "x-small", ncols=1 if len(ax.lines) <= 8 else 2)
     fig.tight_layout()
     return fig
 
@@ -217,24 +237,230 @@ def mean_curve(runs: list[Run], column: str):
     return table.mean(axis=1).to_numpy(), std.to_numpy(), table.index.to_numpy()
 
 
-def bar_figure(groups: pd.DataFrame, key: str) -> plt.Figure:
-    """Final and selected test accuracy per group: mean with a one-std error bar."""
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(groups) + 2), 4.5))
-    x = np.arange(len(groups))
-    for offset, stage in ((-0.2, "final"), (0.2, "selected")):
-        mean = groups.get(f"{stage}_test_acc_mean")
-        if mean is None:
+def numeric_values(runs: list[Run], key: str) -> dict[str, float] | None:
+    """Each group's value of ``key`` where every run has a number there (``loss.gamma``), else None."""
+    values = {}
+    for run in runs:
+        value = run.config_value(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            return None
+        values[group_label(run, key)] = float(value)
+    return values or None
+
+
+def short_numbers(values) -> dict[float, str]:
+    """Each value at the fewest significant digits, 3 or more, that keep distinct values distinct."""
+    distinct = sorted(set(float(v) for v in values))
+    for digits in range(3, 18):
+        texts = [f"{v:.{digits}g}" for v in distinct]
+        if len(set(texts)) == len(distinct):
+            break
+    return dict(zip(distinct, texts))
+
+
+def group_names(runs: list[Run], key: str) -> dict[str, str]:
+    """Each group's label as figures show it: a number shortened (``0.1 + 0.2`` is not 0.30000000000000004 there)."""
+    labels = list(dict.fromkeys(group_label(r, key) for r in runs))
+    values = numeric_values(runs, key)
+    if values is None:
+        return {label: label for label in labels}
+    short = short_numbers(values.values())
+    return {label: short[values[label]] for label in labels}
+
+
+def epoch_row(run: Run, epoch: str):
+    """The row of metrics.csv whose numbers the report compares: the selected
+    epoch's, the last one's, or the best test accuracy's (``oracle``)."""
+    m = run.metrics
+    if not len(m):
+        return None
+    if epoch == "final":
+        return m.index[-1]
+    if epoch == "oracle":
+        return m["test_acc"].idxmax() if "test_acc" in m and m["test_acc"].notna().any() else None
+    return run.selected_index()
+
+
+def _draw_groups(ax, positions: list[float], samples: list[np.ndarray], color, name: str | None, join: bool,
+                 spread: float = 0.0) -> None:
+    """Each value a dot (spread sideways over +-``spread`` where a position has several); each sample's
+    mean a bar-shaped marker with its bootstrap interval; the means joined by a line where ``join``."""
+    dots_x, dots_y, mean_x, means, interval_x, lows, highs, several = [], [], [], [], [], [], [], []
+    for x, values in zip(positions, samples):
+        values = np.asarray(values, dtype=float)
+        values = values[np.isfinite(values)]
+        if not len(values):
             continue
-        std = groups[f"{stage}_test_acc_std"].fillna(0.0)
-        ax.bar(x + offset, mean, width=0.4, yerr=std, capsize=3, label=f"{stage} test accuracy")
-    ax.set_xticks(x, [str(v) for v in groups[key]])
+        dots_x += list(x + (np.linspace(-spread, spread, len(values)) if len(values) > 1 else np.zeros(1)))
+        dots_y += list(values)
+        if len(values) > 1:
+            several.append(len(means))
+        mean_x.append(x)
+        means.append(float(values.mean()))
+        low, high = bootstrap_interval(values)
+        if np.isfinite(low):
+            interval_x.append(x)
+            lows.append(low)
+            highs.append(high)
+    ci = f"{CONFIDENCE:.0%} bootstrap interval of the mean"
+    ax.scatter(dots_x, dots_y, s=18, color=color, alpha=0.5, zorder=3, linewidths=0,
+               label=f"{name}: one run" if name else "one run")
+    # a mean marker over a single run would hide its dot
+    ax.plot(mean_x, means, ls="-" if join else "none", lw=1, marker="_", ms=16, mew=2.5, color=color, zorder=4,
+            markevery=several, label=f"{name}: mean" if name else "mean")
+    if interval_x:
+        ax.vlines(interval_x, lows, highs, color=color, lw=1.5, zorder=4, label="_nolegend_" if name else ci)
+
+
+def _intervals_drawn(ax) -> bool:
+    return any(isinstance(c, LineCollection) for c in ax.collections)
+
+
+def _zoom_to_data(ax, pad_fraction: float = 0.15, least: float = 0.01) -> None:
+    """A y axis around what is drawn, not 0 to 1: a two-point gap between groups must show."""
+    values = [np.asarray(c.get_offsets())[:, 1] for c in ax.collections if isinstance(c, PathCollection)]
+    values += [np.asarray(s)[:, 1] for c in ax.collections if isinstance(c, LineCollection) for s in c.get_segments()]
+    values += [np.asarray(line.get_ydata(), dtype=float) for line in ax.lines]
+    values = np.concatenate(values) if values else np.array([])
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return
+    low, high = values.min(), values.max()
+    pad = max((high - low) * pad_fraction, least)
+    ax.set_ylim(low - pad, high + pad)
+
+
+def _group_axis(ax, runs: list[Run], key: str, order: list[str] | None) -> tuple[list[str], dict[str, float], bool]:
+    """(groups in drawing order, each one's x position, whether x is the key's value). A numeric key
+    puts each group at its value (log axis where they span more than a decade), in value order;
+    any other key gives one column per group, in ``order``."""
+    values = numeric_values(runs, key)
+    labels = list(dict.fromkeys(group_label(r, key) for r in runs))
+    if values is None:
+        labels = [g for g in (order or []) if g in labels] + [g for g in labels if g not in (order or [])]
+        ax.set_xticks(range(len(labels)), [f"{g}" for g in labels], rotation=30 if len(labels) > 6 else 0,
+                      ha="right" if len(labels) > 6 else "center")
+        ax.set_xlim(-0.6, len(labels) - 0.4)
+        return labels, {g: float(i) for i, g in enumerate(labels)}, False
+    labels = sorted(labels, key=lambda g: values[g])
+    numbers = np.array([values[g] for g in labels])
+    if numbers.min() > 0 and numbers.max() / numbers.min() > 10:
+        ax.set_xscale("log")
+    short = short_numbers(numbers)
+    if len(numbers) <= 8:
+        ax.set_xticks(numbers, [short[v] for v in numbers], rotation=30 if len(numbers) > 5 else 0)
+        ax.minorticks_off()
+    else:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.4g}"))
+    return labels, values, True
+
+
+def _width(runs: list[Run], key: str, per_group: float) -> float:
+    """Inches: a column per group, or a fixed width for an axis of the key's values."""
+    if numeric_values(runs, key) is not None:
+        return 8.0
+    return max(6.0, per_group * len(set(group_label(r, key) for r in runs)) + 3)
+
+
+def group_points_figure(runs: list[Run], key: str, metric: str, ylabel: str, order: list[str] | None = None) -> plt.Figure:
+    """``metric`` (a column of run_metrics) per group: each run a dot, the group's mean with its 95%
+    bootstrap interval, on an axis zoomed to the data. A numeric key is plotted against its value, the
+    means joined in value order; other keys one column per group, in ``order`` (the ranking)."""
+    fig, ax = plt.subplots(figsize=(_width(runs, key, 0.9), 4.5))
+    labels, positions, numeric = _group_axis(ax, runs, key, order)
+    samples = [[run_metrics(r).get(metric, np.nan) for r in runs if group_label(r, key) == g] for g in labels]
+    _draw_groups(ax, [positions[g] for g in labels], samples, "tab:blue", None, join=numeric,
+                 spread=0 if numeric else 0.15)
+    _zoom_to_data(ax)
     ax.set_xlabel(key)
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize="small")
-    ax.set_title("test accuracy by group (mean, error bar = 1 std)")
+    shown = f"bars: mean with its {CONFIDENCE:.0%} bootstrap interval" if _intervals_drawn(ax) else "line: mean"
+    ax.set_title(f"{ylabel} by {key}\ndots: runs; {shown}", fontsize="medium")
     fig.tight_layout()
     return fig
+
+
+TAIL_COLUMNS = {"head": "test_head_acc", "medium": "test_medium_acc", "tail": "test_tail_acc"}
+
+
+def tail_figure(runs: list[Run], key: str, epoch: str, order: list[str] | None = None,
+                epoch_name: str | None = None) -> plt.Figure | None:
+    """Head, medium and tail test accuracy per group at the compared epoch: each run a dot, the mean
+    with its 95% bootstrap interval. None where no run has them (balanced data)."""
+    rows = {id(r): epoch_row(r, epoch) for r in runs}
+
+    def value(run: Run, column: str) -> float:
+        row = rows[id(run)]
+        return float(run.metrics[column].loc[row]) if row is not None and column in run.metrics else np.nan
+
+    if not any(np.isfinite(value(r, c)) for r in runs for c in TAIL_COLUMNS.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(_width(runs, key, 1.4), 4.5))
+    labels, positions, numeric = _group_axis(ax, runs, key, order)
+    # beside each other in a group's column; at the same value on a numeric axis, joined by lines
+    offsets = {"head": -0.25, "medium": 0.0, "tail": 0.25} if not numeric else dict.fromkeys(TAIL_COLUMNS, 0.0)
+    for part, column in TAIL_COLUMNS.items():
+        samples = [[value(r, column) for r in runs if group_label(r, key) == g] for g in labels]
+        _draw_groups(ax, [positions[g] + offsets[part] for g in labels], samples, GROUP_COLORS[part], part,
+                     join=numeric, spread=0 if numeric else 0.08)
+    _zoom_to_data(ax)
+    ax.set_xlabel(key)
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3, axis="y")
+    handles = [h for h in ax.get_legend_handles_labels()[0] if h.get_label().endswith(": mean")]
+    ax.legend(handles, [h.get_label().removesuffix(": mean") for h in handles], fontsize="small", title="classes")
+    ax.set_title(f"head, medium and tail test accuracy, {epoch_name or epoch} epoch\n"
+                 f"dots: runs; bars: mean with its {CONFIDENCE:.0%} bootstrap interval", fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+VERDICT_COLORS = {"better than the baseline": "tab:green", "worse than the baseline": "tab:red"}
+
+
+def forest_figure(paired: list[Comparison], key: str, xlabel: str) -> plt.Figure:
+    """Each group's paired difference from the baseline, in points: the mean with its bootstrap
+    interval, a line at 0. Largest difference on top; a comparison without pairs is left out."""
+    rows = sorted((c for c in paired if c.n > 0), key=lambda c: c.mean)
+    fig, ax = plt.subplots(figsize=(8, 2.0 + 0.45 * len(rows)))
+    y = np.arange(len(rows), dtype=float)
+    baseline = paired[0].baseline if paired else ""
+    ax.axvline(0, color="0.3", lw=1, label=f"no difference from {key}={baseline}")
+    colors = [VERDICT_COLORS.get(c.verdict, "0.4") for c in rows]
+    means = np.array([c.mean for c in rows]) * 100
+    lows, highs = np.array([c.low for c in rows]) * 100, np.array([c.high for c in rows]) * 100
+    ax.hlines(y, lows, highs, colors=colors, lw=2.5)
+    ax.scatter(means, y, c=colors, s=40, zorder=3)
+    for yi, c, mean, low, high in zip(y, rows, means, lows, highs):
+        interval = f" [{low:+.1f}, {high:+.1f}]" if np.isfinite(low) else " (one pair: no interval)"
+        ax.annotate(f"{mean:+.1f}{interval}", (1.01, yi), xycoords=("axes fraction", "data"), va="center",
+                    fontsize="small")
+    ax.set_yticks(y, [f"{c.group} ({c.n} pair{'s' if c.n != 1 else ''})" for c in rows])
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, axis="x")
+    ax.set_title(f"against {key}={baseline}, paired by seed\ndots: mean difference; lines: its {CONFIDENCE:.0%} "
+                 "bootstrap interval (green: better, red: worse)", fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+def comparison_figures(runs: list[Run], groups: pd.DataFrame, paired: list[Comparison], key: str, epoch: str,
+                       epoch_name: str, metric: str) -> list[tuple[str, str, plt.Figure]]:
+    """(title, file name, figure) of each figure across runs, for a report of more than one run."""
+    order = list(groups[key]) if key in groups else None
+    out = [(CURVES_FIGURE, "comparison_curves.png", mean_curves_figure(runs, key)),
+           (GROUPS_FIGURE, "comparison_groups.png",
+            group_points_figure(runs, key, metric, f"{epoch_name} epoch's test balanced accuracy", order))]
+    tail = tail_figure(runs, key, epoch, order, epoch_name)
+    if tail is not None:
+        out.append((TAIL_FIGURE, "comparison_tail.png", tail))
+    if any(c.n > 0 for c in paired):
+        out.append((PAIRED_FIGURE, "paired_differences.png",
+                    forest_figure(paired, key, f"difference in the {epoch_name} epoch's test balanced accuracy (points)")))
+    return out
 
 
 def save(fig: plt.Figure, path: Path, dpi: int = PRINT_DPI) -> Path:

@@ -6,8 +6,10 @@ import html
 
 import pandas as pd
 
-from lossbench.formatting import format_number
-from lossbench.report.aggregate import STAGES
+from lossbench.formatting import format_mean_std, format_number
+from lossbench.report.aggregate import COMPARED, STAGES, group_label, run_metrics
+from lossbench.report.figures import (CURVES_FIGURE, GROUPS_FIGURE, PAIRED_FIGURE, TAIL_FIGURE, numeric_values,
+                                      short_numbers)
 from lossbench.report.runs import being_written
 from lossbench.report.statistics import few_seeds_line
 
@@ -59,8 +61,25 @@ def comparison_table(report) -> pd.DataFrame:
         mean = g.get(f"{column}_mean")
         if mean is None:
             continue
-        table[title] = [f"{format_number(m)} ± {format_number(s)}" for m, s in zip(mean, g[f"{column}_std"])]
+        table[title] = [format_mean_std(m, s) for m, s in zip(mean, g[f"{column}_std"])]
     return table
+
+
+def parameter_table(report) -> pd.DataFrame:
+    """Where the groups are values of a number (a search over ``loss.gamma``): one row per run, by value."""
+    values = numeric_values(report.runs, report.group_by)
+    if values is None:
+        return pd.DataFrame()
+    short = short_numbers(values.values())
+    compared = f"{report.epoch}_{COMPARED}"
+    rows = [{report.group_by: group_label(run, report.group_by), "run": run.name, "seed": format_number(run.seed),
+             "status": run.status,
+             f"{EPOCH_NAMES[report.epoch]} test balanced acc": format_number(run_metrics(run).get(compared))}
+            for run in report.runs]
+    table = pd.DataFrame(rows)
+    table = table.iloc[sorted(range(len(table)), key=lambda i: values[rows[i][report.group_by]])]
+    table[report.group_by] = [short[values[label]] for label in table[report.group_by]]
+    return table.reset_index(drop=True)
 
 
 def paired_table(report) -> pd.DataFrame:
@@ -121,14 +140,17 @@ def _sections(report):
             f"{posthoc_sentence(report.runs)} " \
             + being_written(report.runs)
     yield "Comparison", f"Grouped by `{report.group_by}`, seeds pooled. {pooling_sentence(report)}" + intro, \
-        comparison_table(report), [t for t in report.images
-                                   if t.startswith(("final and selected test accuracy by group", "test accuracy and NLL by group"))]
+        comparison_table(report), [t for t in report.images if t.startswith((GROUPS_FIGURE, TAIL_FIGURE, CURVES_FIGURE))]
+    by_value = parameter_table(report)
+    if len(by_value):
+        yield (f"By {report.group_by}", f"Each run by its value of `{report.group_by}`, shown to the digits that tell "
+               "the values apart.", by_value, [])
     if report.paired:
         notes = " ".join(line + "." for line in map(few_seeds_line, report.paired) if line)
         yield (f"Against {report.group_by}={report.baseline}",
                f"Per-seed paired difference of the {EPOCH_NAMES[report.epoch]} epoch's test balanced accuracy, with a 95% percentile "
                "bootstrap interval of the mean, and the probability that a run of the group beats a run of the "
-               f"baseline. {VARIANCE_SOURCES} {notes}", paired_table(report), [])
+               f"baseline. {VARIANCE_SOURCES} {notes}", paired_table(report), [t for t in report.images if t.startswith(PAIRED_FIGURE)])
     if report.ranking is not None:
         yield "Across settings", ranking_intro(report), ranking_table(report), [
             t for t in report.images if t == "average rank across settings"]
