@@ -3,6 +3,7 @@ pictures embedded, opens offline)."""
 
 import base64
 import html
+import re
 
 import pandas as pd
 
@@ -187,17 +188,122 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Cells made of numbers (also "0.9583 ± 0.0083", "[0.03, 0.05]", a window "7-12", "-" for none) are kept on one
+# line and right-aligned, so that columns of numbers line up and a ± never parts a mean from its deviation.
+_NUMBER = re.compile(r"[-+]?(\d[\d.eE+-]*|nan|inf)|±|-")
+_NUMBER_SEPARATORS = re.compile(r"[\s\[\](),]+")
+# Text columns longer than this (advice, evidence) get a minimum width instead of wrapping a word per line.
+_LONG_TEXT = 40
+# The verdict that makes a comparison worth pointing out.
+_BETTER = "better than the baseline"
+
+STYLE = """
+:root{--line:#d0d4da;--head:#f3f5f7;--winner:#e3f4e1;--winner-edge:#2e7d32;--link:#1a5fb4}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;line-height:1.45;color:#1d232a;
+     margin:0 auto;padding:1em clamp(0.75em,3vw,2em);max-width:1400px}
+h1{margin:0.3em 0}
+h2{margin-top:2em;border-bottom:1px solid var(--line);padding-bottom:0.2em}
+a{color:var(--link)}
+code{font-size:92%;background:var(--head);padding:0 0.25em;border-radius:3px}
+.headline{font-size:110%;padding:0.6em 0.9em;border-left:4px solid var(--winner-edge);background:var(--winner)}
+nav.toc{border:1px solid var(--line);border-radius:4px;padding:0.4em 1em;display:inline-block;max-width:100%}
+nav.toc ul{margin:0.3em 0;padding-left:1.2em}
+nav.toc li{margin:0.1em 0}
+nav.toc ul.figures{padding-left:0}
+nav.toc ul.figures li{display:inline;margin-right:0.9em;white-space:nowrap}
+.table-scroll{max-width:100%;overflow-x:auto;margin:1em 0;border:1px solid var(--line)}
+table{border-collapse:collapse;font-size:90%}
+td,th{border:1px solid var(--line);padding:4px 8px;vertical-align:top}
+.table-scroll table{margin:-1px}
+th{background:var(--head);text-align:left;font-weight:600}
+td.text,th.text,td.long,th.long{text-align:left}
+td.num,th.num{text-align:right}
+td.num{white-space:nowrap;font-variant-numeric:tabular-nums}
+td.long,th.long{min-width:18em}
+tr.winner td{background:var(--winner)}
+tr.winner td:first-child{box-shadow:inset 4px 0 var(--winner-edge)}
+.note{font-size:90%;color:#555}
+figure{margin:1.5em 0}
+figure img{max-width:100%;height:auto;display:block;border:1px solid var(--line)}
+figcaption{font-size:90%;color:#444;margin-top:0.3em}
+"""
+
+
+def _anchor(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def _inline_code(text: str) -> str:
+    """Escaped text with `key` shown as code, as the Markdown report shows it."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _cell_text(value) -> str:
+    return value if isinstance(value, str) else format_number(None if pd.isna(value) else value)
+
+
+def _column_kind(cells: list[str]) -> str:
+    """"num", "long" or "text": how the column is aligned, wrapped and sized."""
+    if all(_NUMBER.fullmatch(token) for cell in cells for token in _NUMBER_SEPARATORS.split(cell) if token):
+        return "num"
+    return "long" if max(map(len, cells), default=0) > _LONG_TEXT else "text"
+
+
+def _winner_rows(table: pd.DataFrame) -> list[bool]:
+    """The rows worth pointing out: the top-ranked group (where there is more than one), and comparisons found
+    better than the baseline."""
+    if "verdict" in table:
+        return [v == _BETTER for v in table["verdict"]]
+    if "rank" in table and len(table) > 1:
+        return [r == 1 for r in table["rank"]]
+    return [False] * len(table)
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    columns = [[_cell_text(v) for v in table.iloc[:, i]] for i in range(table.shape[1])]
+    kinds = [_column_kind(cells) for cells in columns]
+    head = "".join(f'<th class="{kind}" scope="col">{html.escape(str(name))}</th>'
+                   for name, kind in zip(table.columns, kinds))
+    rows = []
+    for i, winner in enumerate(_winner_rows(table)):
+        cells = "".join(f'<td class="{kind}">{html.escape(column[i])}</td>' for column, kind in zip(columns, kinds))
+        rows.append(f'<tr class="winner">{cells}</tr>' if winner else f"<tr>{cells}</tr>")
+    note = ('<p class="note">Highlighted: ' + ("comparisons better than the baseline." if "verdict" in table
+                                                 else "the top-ranked group.") + "</p>") if any(_winner_rows(table)) else ""
+    return (f'<div class="table-scroll"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>{note}")
+
+
+def _figure(report, name: str) -> str:
+    path = report.images[name]
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure id="{_anchor("figure " + name)}"><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(name)}</figcaption></figure>")
+
+
+def _toc_figures(images: list[str], table) -> str:
+    """A section of figures alone (the runs) lists them, as they are many and far down the page."""
+    if table is not None or not images:
+        return ""
+    links = "".join(f'<li><a href="#{_anchor("figure " + name)}">{html.escape(name)}</a></li>' for name in images)
+    return f'<ul class="figures">{links}</ul>'
+
+
 def render_html(report) -> str:
-    body = [f"<p><strong>{html.escape(report.headline)}</strong></p>"] if report.headline else []
-    for title, intro, table, images in _sections(report):
-        body.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(intro)}</p>")
+    sections = list(_sections(report))
+    toc = "".join(f'<li><a href="#{_anchor(title)}">{html.escape(title)}</a>{_toc_figures(images, table)}</li>'
+                  for title, _, table, images in sections)
+    body = [f'<p class="headline"><strong>{html.escape(report.headline)}</strong></p>'] if report.headline else []
+    body.append(f'<nav class="toc" aria-label="contents"><strong>Contents</strong><ul>{toc}</ul></nav>')
+    for title, intro, table, images in sections:
+        body.append(f'<section id="{_anchor(title)}"><h2>{html.escape(title)}</h2>')
+        if intro:
+            body.append(f"<p>{_inline_code(intro)}</p>")
         if table is not None and len(table):
-            body.append(table.to_html(index=False, escape=True, classes="table", na_rep="-"))
-        for name in images:
-            data = base64.b64encode(report.images[name].read_bytes()).decode("ascii")
-            body.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{html.escape(name)}</figcaption></figure>")
-    style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:90%}img{max-width:100%}")
-    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>lossbench report</title>"
-            f"<style>{style}</style></head><body><h1>lossbench report</h1>{''.join(body)}</body></html>\n")
+            body.append(_html_table(table))
+        body.extend(_figure(report, name) for name in images)
+        body.append("</section>")
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>lossbench report</title>'
+            f"<style>{STYLE}</style></head><body><h1>lossbench report</h1>{''.join(body)}</body></html>\n")
