@@ -1,9 +1,11 @@
-"""report.md (pictures beside it) and report.html (one self-contained file:
-pictures embedded, opens offline)."""
+"""report.md and report.html, both showing the PNGs beside them (the folder opens offline as it is)."""
 
-import base64
 import html
+import os
 import re
+import struct
+from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -275,11 +277,19 @@ def _html_table(table: pd.DataFrame) -> str:
             f"<tbody>{''.join(rows)}</tbody></table></div>{note}")
 
 
+def _png_size(path: Path) -> tuple[int, int]:
+    """Width and height from the PNG's header: given to the browser, the page does not jump as figures load."""
+    with open(path, "rb") as f:
+        header = f.read(24)
+    return struct.unpack(">II", header[16:24])
+
+
 def _figure(report, name: str) -> str:
     path = report.images[name]
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure id="{_anchor("figure " + name)}"><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(name)}</figcaption></figure>")
+    src = html.escape(quote(Path(os.path.relpath(path, report.out_dir)).as_posix()))
+    width, height = _png_size(path)
+    return (f'<figure id="{_anchor("figure " + name)}"><a href="{src}"><img alt="{html.escape(name)}" src="{src}" '
+            f'width="{width}" height="{height}" loading="lazy"></a><figcaption>{html.escape(name)}</figcaption></figure>')
 
 
 def _toc_figures(images: list[str], table) -> str:
