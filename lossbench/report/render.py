@@ -194,8 +194,9 @@ def _markdown_table(table: pd.DataFrame) -> str:
 # line and right-aligned, so that columns of numbers line up and a ± never parts a mean from its deviation.
 _NUMBER = re.compile(r"[-+]?(\d[\d.eE+-]*|nan|inf)|±|-")
 _NUMBER_SEPARATORS = re.compile(r"[\s\[\](),]+")
-# Text columns longer than this (advice, evidence) get a minimum width instead of wrapping a word per line.
-_LONG_TEXT = 40
+# Text columns longer than these (advice, evidence) get a minimum width instead of wrapping a word per line,
+# the longest a wider one, so that their rows do not grow many lines tall.
+_LONG_TEXT, _LONGER_TEXT = 40, 240
 # The verdict that makes a comparison worth pointing out.
 _BETTER = "better than the baseline"
 
@@ -213,16 +214,16 @@ nav.toc{border:1px solid var(--line);border-radius:4px;padding:0.4em 1em;display
 nav.toc ul{margin:0.3em 0;padding-left:1.2em}
 nav.toc li{margin:0.1em 0}
 nav.toc ul.figures{padding-left:0}
-nav.toc ul.figures li{display:inline;margin-right:0.9em;white-space:nowrap}
-.table-scroll{max-width:100%;overflow-x:auto;margin:1em 0;border:1px solid var(--line)}
+nav.toc ul.figures li{display:inline-block;margin-right:0.9em}
+.table-scroll{max-width:100%;overflow-x:auto;margin:1em 0}
 table{border-collapse:collapse;font-size:90%}
 td,th{border:1px solid var(--line);padding:4px 8px;vertical-align:top}
-.table-scroll table{margin:-1px}
 th{background:var(--head);text-align:left;font-weight:600}
 td.text,th.text,td.long,th.long{text-align:left}
 td.num,th.num{text-align:right}
 td.num{white-space:nowrap;font-variant-numeric:tabular-nums}
-td.long,th.long{min-width:18em}
+td.long,th.long{min-width:16em}
+td.longer,th.longer{min-width:26em}
 tr.winner td{background:var(--winner)}
 tr.winner td:first-child{box-shadow:inset 4px 0 var(--winner-edge)}
 .note{font-size:90%;color:#555}
@@ -246,10 +247,11 @@ def _cell_text(value) -> str:
 
 
 def _column_kind(cells: list[str]) -> str:
-    """"num", "long" or "text": how the column is aligned, wrapped and sized."""
+    """"num", "text", "long" or "long longer": the column's classes, which align, wrap and size it."""
     if all(_NUMBER.fullmatch(token) for cell in cells for token in _NUMBER_SEPARATORS.split(cell) if token):
         return "num"
-    return "long" if max(map(len, cells), default=0) > _LONG_TEXT else "text"
+    longest = max(map(len, cells), default=0)
+    return "long longer" if longest > _LONGER_TEXT else "long" if longest > _LONG_TEXT else "text"
 
 
 def _winner_rows(table: pd.DataFrame) -> list[bool]:
@@ -296,7 +298,7 @@ def _toc_figures(images: list[str], table) -> str:
     """A section of figures alone (the runs) lists them, as they are many and far down the page."""
     if table is not None or not images:
         return ""
-    links = "".join(f'<li><a href="#{_anchor("figure " + name)}">{html.escape(name)}</a></li>' for name in images)
+    links = " ".join(f'<li><a href="#{_anchor("figure " + name)}">{html.escape(name)}</a></li>' for name in images)
     return f'<ul class="figures">{links}</ul>'
 
 
