@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from lossbench import __version__
 from lossbench.errors import UserError
 
 DESCRIPTION = """\
@@ -24,11 +25,19 @@ examples:
 """
 
 
+COMMANDS = ("train", "report", "losses")
+
+
 def _parser() -> argparse.ArgumentParser:
+    choices = "{" + ",".join(COMMANDS) + "}"
+    # the commands are listed in the description: argparse's own listing is
+    # hidden, and with it their names in the usage line, which is given here
     parser = argparse.ArgumentParser(
-        prog="lossbench", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="lossbench", usage=f"%(prog)s [-h] [--version] {choices} ...", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", metavar="{train,report,losses}", help=argparse.SUPPRESS)
+    parser.add_argument("--version", action="version", version=f"lossbench {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar=choices, help=argparse.SUPPRESS, prog="lossbench")
     commands.add_parser("train", help="train (Hydra overrides follow)", add_help=False)
     report = commands.add_parser("report", help="summarise runs")
     report.add_argument("paths", nargs="+", metavar="PATH", help="a run, a multirun or any folder holding runs")
