@@ -197,6 +197,11 @@ def test_diverged_run_exits_non_zero(diverged_run):
     assert result.returncode == 1
     summary = json.loads((run / "summary.json").read_text())  # strict JSON: no NaN
     assert summary["status"] == "diverged" and summary["diagnosis"]["label"] == "diverged"
+    # no epoch was selected: the table has only the final column and says so
+    assert "epoch None" not in result.stdout and "selected (epoch" not in result.stdout
+    table = ("metric" + result.stdout.split("\nmetric", 1)[1]).split("\n\ndiagnosis:")[0].splitlines()
+    assert table[0].split() == ["metric", "final"]
+    assert "selected: none (the loss became non-finite in epoch 1, before any epoch could be selected)" in table
 
 
 def test_a_bad_knob_of_a_long_tail_loss_fails_in_one_line(tmp_path):
