@@ -205,3 +205,37 @@ def test_an_io_error_while_writing_metrics_names_the_path(tmp_path, monkeypatch)
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert rows and all(len(r) == len(rows[0]) and None not in r.values() for r in rows)
     json.loads((tmp_path / "summary.json").read_text())  # still valid
+
+
+class _StopAfterFirstEpoch:
+    """A stop request raised as soon as the first epoch's row is written."""
+
+    def __init__(self, run_dir):
+        self.metrics = run_dir / "metrics.csv"
+
+    def __bool__(self):
+        return self.metrics.exists() and len(self.metrics.read_text().splitlines()) > 1
+
+    name = "SIGTERM"
+
+
+def test_summary_records_the_threads_and_device_of_the_latest_launch(tmp_path):
+    import torch
+
+    from helpers.training import compose_train
+    from lossbench.training.device import device_name
+    from lossbench.training.run import run_training
+
+    cfg, run_dir, threads = compose_train("trainer.epochs=2", "trainer.device=cpu"), tmp_path / "run", torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        first = run_training(cfg, run_dir, stop=_StopAfterFirstEpoch(run_dir))
+        assert first["status"] == "interrupted" and first["epochs_completed"] == 1
+        assert (first["threads"], first["device"], first["device_name"]) == (2, "cpu", device_name(torch.device("cpu")))
+        torch.set_num_threads(1)
+        resumed = run_training(cfg, run_dir, resume=True)
+    finally:
+        torch.set_num_threads(threads)
+    written = json.loads((run_dir / "summary.json").read_text())
+    assert written["status"] == "finished" and written["resumed_from_epoch"] == 1
+    assert written["threads"] == resumed["threads"] == 1 and written["device"] == "cpu"

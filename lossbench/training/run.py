@@ -222,6 +222,8 @@ def start(run: Setup, run_dir: RunDir) -> Progress:
         "data_dir": str(Path(str(cfg.paths.data_dir)).expanduser()) if data.name.startswith("cifar") else None,
         "device": str(trainer.device),
         "device_name": device_name(trainer.device),
+        # torch's CPU threads (OMP_NUM_THREADS, or one per core): what a CPU run's speed depends on
+        "threads": torch.get_num_threads(),
         "precision": trainer.precision.name,
         "compile": trainer.compile_mode,
         "versions": _versions(),
@@ -253,8 +255,10 @@ def restore(run: Setup, run_dir: RunDir, state: dict) -> Progress:
     run.trainer.scaler.load_state_dict(state["scaler"])
     restore_rng(state["rng"], run.generator)
     summary = run_dir.summary() or {}
+    # where it trains now: a resumed run may continue on another machine
     summary.update(status="running", resumed_from_epoch=start_epoch - 1, epochs_planned=int(run.cfg.trainer.epochs),
-                   compile=run.trainer.compile_mode)
+                   compile=run.trainer.compile_mode, device=str(run.trainer.device),
+                   device_name=device_name(run.trainer.device), threads=torch.get_num_threads())
     log.info("resuming %s at epoch %d", run_dir.path, start_epoch)
     return Progress(start_epoch, summary, run_dir.truncate_metrics(start_epoch - 1), **state.get("progress", {}))
 
