@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from helpers.cli import assert_one_line_error, lossbench
+from helpers.cli import assert_one_line_error, epoch_lines, expected_epoch_lines, lossbench
 from lossbench.training.metrics import METRIC_COLUMNS
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
@@ -53,6 +53,9 @@ def test_quick_start_on_digits(tmp_path):
     assert (run / "logits_selected.pt").is_file() and summary["posthoc"]["temperature"] > 0
     assert (run / ".hydra" / "config.yaml").is_file() and (run / "per_class.csv").is_file()
     assert (run / "train.log").is_file() and (run / "last.pt").is_file()
+    # train.log: one line per epoch with the values of metrics.csv; the progress bar keeps them off the terminal
+    assert epoch_lines((run / "train.log").read_text()) == expected_epoch_lines(rows, 30)
+    assert not epoch_lines(result.stdout)
 
 
 def test_multirun_of_two_jobs(tmp_path):

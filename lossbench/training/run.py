@@ -33,6 +33,7 @@ from lossbench.training.device import (
     resolve_precision,
 )
 from lossbench.training.checkpoint import check_resumable, restore_rng, rng_state
+from lossbench.training.epoch_log import epoch_lines_in_files_only, log_epoch
 from lossbench.training.folder_lock import claim
 from lossbench.training.metrics import METRIC_COLUMNS, RELIABILITY_COLUMNS, class_groups
 from lossbench.training.optim import build_optimizer, build_scheduler
@@ -149,7 +150,8 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
             run_dir.refuse_existing_run()
         setup = build(cfg)
         progress = restore(setup, run_dir, state) if resume else start(setup, run_dir)
-        return fit(setup, progress, run_dir, stop, started)
+        with epoch_lines_in_files_only(progress_bar=bool(cfg.trainer.progress)):
+            return fit(setup, progress, run_dir, stop, started)
 
 
 def build(cfg: DictConfig) -> Setup:
@@ -289,6 +291,7 @@ def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float) -
             row = {"epoch": epoch, **trained, **{k: v for e in evaluated.values() for k, v in e.row.items()}}
             metrics.append(row)
             progress.rows.append(row)
+            log_epoch(row, epochs)
             if trained["nonfinite_steps"] > 0 and not trainer.skip_nonfinite or not math.isfinite(row["train_loss"]):
                 # last.pt keeps the last good epoch
                 summary.update(status="diverged", final=row, epochs_completed=epoch, error=(
