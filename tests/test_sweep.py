@@ -4,6 +4,7 @@ failing jobs, hyper-parameter search with resume, submitit."""
 import hashlib
 import json
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -15,7 +16,8 @@ import yaml
 from lossbench.cli import main as lossbench_main
 from lossbench.training.search import run_search
 from lossbench.training.sweep import job_dir_name
-from helpers.cli import LOSSBENCH, lossbench
+from helpers.cli import LOSSBENCH, epoch_lines, expected_epoch_lines, lossbench
+from helpers.training import read_rows
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
 
@@ -103,8 +105,79 @@ def test_a_failing_job_does_not_stop_the_others(tmp_path, capsys):
     failed = json.loads((sweep / "0_loss=ce" / "summary.json").read_text())
     assert failed["status"] == "failed" and "loss.gamma is not a knob of ce" in failed["error"]
     assert "1 job(s)" in result.stderr and "0_loss=ce: failed: loss.gamma is not a knob of ce" in result.stderr
+    # the sweep ends with what finished, the failed job's folder, and the commands that report and continue it
+    where = sweep.relative_to(tmp_path)
+    assert f"\n  {where}/0_loss=ce: failed: loss.gamma is not a knob of ce" in result.stderr
+    assert result.stdout.splitlines()[-2:] == [f"sweep {where}: 1 of 2 job(s) finished: 1_loss=focal",
+                                               f"report: lossbench report {where}"]
+    assert _printed_command(result.stderr, "continue the sweep with: ") == [
+        "lossbench", "train", "-m", "loss=ce,focal", "++loss.gamma=3", *QUICK, f"hydra.sweep.dir={where}"]
     # the report's command line is tested in test_cli.py: here, only what it makes of a failed job
     assert lossbench_main(["report", str(sweep)]) == 0 and "[failed]" in capsys.readouterr().out
+
+
+def _printed_command(output: str, prefix: str) -> list[str]:
+    """The command printed after ``prefix``, as a shell splits it."""
+    (line,) = [line for line in output.splitlines() if line.startswith(prefix)]
+    return shlex.split(line[len(prefix):])
+
+
+def test_a_finished_sweep_launched_again_points_to_it(tmp_path):
+    result = lossbench("train", "-m", "dataset=digits", "loss=ce,focal", "trainer.epochs=1", "trainer.progress=false",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "results" / "multirun").glob("*/*")
+    where = sweep.relative_to(tmp_path)
+    assert result.stdout.splitlines()[-2:] == [f"sweep {where}: 2 of 2 job(s) finished: 0_loss=ce, 1_loss=focal",
+                                               f"report: lossbench report {where}"]
+    # without a progress bar the epoch lines are printed too, and train.log has them
+    printed = epoch_lines(result.stdout)
+    for job in ("0_loss=ce", "1_loss=focal"):
+        expected = expected_epoch_lines(read_rows(sweep / job), 1)
+        assert epoch_lines((sweep / job / "train.log").read_text()) == expected and expected[0] in printed
+    before = _snapshot(sweep)
+
+    # the same sweep, its overrides in another order: nothing runs, one line says where it is
+    again = lossbench("train", "trainer.progress=false", "trainer.epochs=1", "loss=ce,focal", "-m", "dataset=digits",
+                      cwd=tmp_path)
+    assert again.returncode == 0 and "Traceback" not in again.stderr and "error" not in again.stderr
+    assert again.stdout.splitlines() == [
+        f"lossbench train: this sweep has already run and every job finished in {where}: "
+        f"see lossbench report {where}; add +rerun=true to run it again in a new folder"]
+    assert list((tmp_path / "results" / "multirun").glob("*/*")) == [sweep] and _snapshot(sweep) == before
+
+    rerun = lossbench("train", "-m", "dataset=digits", "loss=ce,focal", "trainer.epochs=1", "trainer.progress=false",
+                      "+rerun=true", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    (fresh,) = set((tmp_path / "results" / "multirun").glob("*/*")) - {sweep}
+    assert _status(fresh / "0_loss=ce") == _status(fresh / "1_loss=focal") == "finished"
+    # a choice of the launch, not a setting: the runs' config does not have it
+    assert "rerun" not in yaml.safe_load((fresh / "0_loss=ce" / "resolved_config.yaml").read_text())
+    assert _snapshot(sweep) == before
+
+
+def test_an_interrupted_sweep_prints_the_command_that_continues_it(tmp_path):
+    process = subprocess.Popen([LOSSBENCH, "train", "-m", "dataset=digits", "loss=ce,focal", "trainer.epochs=3",
+                                "trainer.progress=false"], cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "2"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    sweeps = tmp_path / "results" / "multirun"
+    _wait_for(lambda: any(len(read_rows(j)) >= 1 for j in sweeps.glob("*/*/1_*") if (j / "metrics.csv").exists()))
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    (sweep,) = sweeps.glob("*/*")
+    assert _status(sweep / "0_loss=ce") == "finished" and _status(sweep / "1_loss=focal") == "interrupted"
+    command = _printed_command(stderr, "continue the sweep with: ")
+    assert command == ["lossbench", "train", "-m", "dataset=digits", "loss=ce,focal", "trainer.epochs=3",
+                       "trainer.progress=false", f"hydra.sweep.dir={sweep.relative_to(tmp_path)}"]
+    first = _snapshot(sweep / "0_loss=ce")
+    result = lossbench(*command[1:], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "0_loss=ce has finished (in an earlier or a concurrent launch): skipped" in result.stdout
+    assert list(sweeps.glob("*/*")) == [sweep] and _snapshot(sweep / "0_loss=ce") == first
+    summary = json.loads((sweep / "1_loss=focal" / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["resumed_from_epoch"] >= 1
+    assert len(read_rows(sweep / "1_loss=focal")) == 3
 
 
 def _complete_trials(study_dir):

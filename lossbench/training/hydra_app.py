@@ -18,8 +18,17 @@ from lossbench.errors import UserError
 from lossbench.diagnosis import Diagnosis
 from lossbench.config_dir import config_dir
 from lossbench.training.compose import compose_train, resolved
-from lossbench.training.overrides import check_command_line, choices, not_a_setting, output_dir_of, parse, split_flags
-from lossbench.training.sweep import is_multirun, plan_sweep, prepare_job, unfinished_jobs
+from lossbench.training.overrides import (
+    check_command_line,
+    choices,
+    hydra_value,
+    not_a_setting,
+    output_dir_of,
+    parse,
+    split_flags,
+)
+from lossbench.training.sweep import SweepFinished, continue_command, is_multirun, plan_sweep, prepare_job, take_rerun
+from lossbench.training.sweep_summary import sweep_end
 from lossbench.formatting import format_summary_table
 from lossbench.training.run import run_training
 from lossbench.training.folder_lock import LOCK_NAME, FolderBusy, claim, live_owner, new_folder
@@ -37,26 +46,21 @@ def _error(message: str) -> None:
     print(f"lossbench train: error: {message}", file=sys.stderr)
 
 
-def _hydra_value(path: Path) -> str:
-    """A path as a Hydra override value: quoted when it holds characters Hydra
-    would parse (a job folder's name holds "=" and ",")."""
-    text = str(path)
-    if all(c.isalnum() or c in "/._-~" for c in text):
-        return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _resume_command(run_dir: Path) -> str:
     """The command that continues ``run_dir``, for a shell; None before its first epoch ends."""
     if not RunDir(run_dir).has_checkpoint():
         return None
     kept = [o for o in HydraConfig.get().overrides.task if not o.startswith(("trainer.resume=", "hydra."))]
-    return shlex.join(["lossbench", "train", *kept, f"trainer.resume={_hydra_value(run_dir)}"])
+    return shlex.join(["lossbench", "train", *kept, f"trainer.resume={hydra_value(run_dir)}"])
 
 
 def _how_to_continue(run_dir: Path) -> str:
     command = _resume_command(run_dir)
     return f"resume with: {command}" if command else "no epoch was completed: start it again"
+
+
+def _how_to_continue_the_sweep() -> str:
+    return f"continue the sweep with: {continue_command(Path(HydraConfig.get().sweep.dir))}"
 
 
 def _train_job(cfg: DictConfig):
@@ -106,6 +110,8 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
         raise SystemExit(UserError.exit_code) from None
     except KeyboardInterrupt:
         _error(f"interrupted mid-epoch; completed epochs are in {run_dir}; {_how_to_continue(run_dir)}")
+        if sweeping:
+            print(_how_to_continue_the_sweep(), file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED) from None
     except Exception as e:  # a bug or an environment failure: in a sweep, the other jobs go on
         if not sweeping:
@@ -117,6 +123,8 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
     if summary["status"] == "interrupted":
         _error(f"stopped by {summary.get('stopped_by', 'a signal')} after epoch {summary['epochs_completed']}; "
                f"{_how_to_continue(run_dir)}")
+        if sweeping:
+            print(_how_to_continue_the_sweep(), file=sys.stderr)
         raise SystemExit(stop.exit_code)
     diagnosis = Diagnosis.from_record(summary["diagnosis"]).explained()
     print(f"\n{format_summary_table(summary)}\n\ndiagnosis: {diagnosis}\n\nstatus: {summary['status']}    run directory: {run_dir}")
@@ -127,7 +135,7 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
 
 def _pinned(overrides: list[str], run_dir: Path, resume: bool) -> list[str]:
     kept = [o for o in overrides if not o.startswith(("trainer.resume=", "hydra.run.dir="))]
-    value = _hydra_value(run_dir)
+    value = hydra_value(run_dir)
     return [*kept, *([f"trainer.resume={value}"] if resume else []), f"hydra.run.dir={value}"]
 
 
@@ -210,22 +218,21 @@ def _hydra_refusal(error: HydraException, overrides: list[str]) -> str:
         return message
 
 
-def _print_headline(sweep_dir: Path, overrides: list[str]) -> None:
+def _headline(sweep_dir: Path, overrides: list[str]) -> str | None:
     """The sweep's answer in one sentence, where it compares one key over seeds."""
     from lossbench.report.build import sweep_headline
 
     parsed = parse(overrides)
     swept = {key: choices(o) for key, o in parsed.items() if o.is_sweep_override() and not o.is_hydra_override()}
     try:
-        sentence = sweep_headline(sweep_dir, list(swept), swept)
+        return sweep_headline(sweep_dir, list(swept), swept) or None
     except UserError:
-        return
-    if sentence:
-        print(f"\n{sentence}\n(lossbench report {sweep_dir} for the tables and figures)")
+        return None
 
 
 def train_main(overrides: list[str]) -> None:
     try:
+        rerun, overrides = take_rerun(overrides)
         overrides = check_command_line(overrides)
     except UserError as e:
         _error(str(e))
@@ -241,9 +248,15 @@ def train_main(overrides: list[str]) -> None:
     sweep_dir = None
     try:
         if is_multirun(overrides):
-            overrides, sweep_dir = plan_sweep(overrides, output_dir_of(overrides))
+            overrides, sweep_dir = plan_sweep(overrides, output_dir_of(overrides), rerun=rerun)
         elif not any(a.startswith("-") for a in overrides):
             overrides = claim_run_folder(overrides)
+    except SweepFinished as e:
+        # nothing failed: what the command asks for exists (a relaunch in a script, a requeued job)
+        where = shlex.quote(str(e.sweep))
+        print(f"lossbench train: this sweep has already run and every job finished in {e.sweep}: "
+              f"see lossbench report {where}; add +rerun=true to run it again in a new folder")
+        return
     except UserError as e:
         _error(str(e))
         raise SystemExit(UserError.exit_code) from None
@@ -255,6 +268,13 @@ def train_main(overrides: list[str]) -> None:
     app = hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_train_job)
     try:
         app()
+    except KeyboardInterrupt:
+        if sweep_dir is None:
+            raise
+        # between two jobs, or in a launcher whose jobs run elsewhere
+        _error(f"interrupted; the jobs that finished are kept in {sweep_dir}")
+        print(f"continue the sweep with: {continue_command(sweep_dir)}", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
     finally:
         if sweep_dir is not None and sweep_dir.is_dir() and not any(sweep_dir.iterdir()):
             sweep_dir.rmdir()  # Hydra stopped before any job: leave no empty sweep behind
@@ -263,11 +283,8 @@ def train_main(overrides: list[str]) -> None:
         given = parse(overrides).get("trainer.progress")
         progress = given is None or given.value() is not False
         _wait_for_other_launches(sweep_dir, progress)
-        problems = unfinished_jobs(sweep_dir)
-        _print_headline(sweep_dir, overrides)
+        results, problems = sweep_end(sweep_dir, _headline(sweep_dir, overrides))
+        print(f"\n{results}")
         if problems:
-            print(f"\nlossbench train: {len(problems)} job(s) of {sweep_dir} did not finish:", file=sys.stderr)
-            for job, why in problems:
-                print(f"  {job}: {why}", file=sys.stderr)
-            print("launch the same command again to run them (finished jobs are skipped)", file=sys.stderr)
+            print(f"\n{problems}", file=sys.stderr)
             raise SystemExit(EXIT_FAILED)

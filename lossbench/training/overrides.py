@@ -48,6 +48,15 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
+def hydra_value(path: Path) -> str:
+    """A path as a Hydra override value: quoted when it holds characters Hydra
+    would parse (a job folder's name holds "=" and ",")."""
+    text = str(path)
+    if all(c.isalnum() or c in "/._-~" for c in text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def parse(args: list[str]) -> dict[str, Override]:
     """The overrides of a command line, by key, as Hydra parses them."""
     try:

@@ -8,6 +8,8 @@ finished work.
   are skipped, interrupted ones continue from their last.pt, failed ones run
   again (their old files are kept under ``attempts/``). A job another launch
   is training (its folder is locked) is left to it.
+- Launching it again once every job has finished starts nothing: it points
+  to that sweep (``+rerun=true`` runs it again in a new folder).
 - A failing job does not stop the others; the sweep ends with the list of the
   jobs that did not finish, and why.
 """
@@ -15,6 +17,7 @@ finished work.
 import hashlib
 import json
 import re
+import shlex
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +27,7 @@ from omegaconf import OmegaConf
 
 from lossbench.errors import UserError
 from lossbench.training.folder_lock import claim, live_owner, new_folder
-from lossbench.training.overrides import choices, parse, split_flags
+from lossbench.training.overrides import choices, hydra_value, parse, split_flags
 from lossbench.training.run_dir import RunDir
 from lossbench.training.run_files import write_json
 
@@ -41,6 +44,27 @@ def is_multirun(overrides: list[str]) -> bool:
     if any(arg in INFO_FLAGS for arg in overrides):
         return False
     return any(arg in MULTIRUN_FLAGS for arg in overrides) or "hydra.mode=MULTIRUN" in overrides
+
+
+RERUN = re.compile(r"^\+{0,2}rerun=(.*)$")
+
+
+def take_rerun(args: list[str]) -> tuple[bool, list[str]]:
+    """``+rerun=true``: run again a sweep of this command that has finished,
+    in a new folder. A choice of the launch, not a setting of the runs: it is
+    taken out of the command line before Hydra composes the config, so it
+    changes neither the runs' config nor which sweep the command is."""
+    given = [RERUN.match(arg) for arg in args if RERUN.match(arg)]
+    if not given:
+        return False, args
+    value = given[-1].group(1).strip().lower()
+    if value not in ("true", "false"):
+        raise UserError(f"rerun={given[-1].group(1)} is invalid: use +rerun=true to run a finished sweep again "
+                        f"in a new folder")
+    if not any(arg in MULTIRUN_FLAGS for arg in args) and "hydra.mode=MULTIRUN" not in args:
+        raise UserError("+rerun=true applies to a sweep (-m), which it runs again in a new folder once it has "
+                        "finished; a single run always starts a new run")
+    return value == "true", [arg for arg in args if not RERUN.match(arg)]
 
 
 def task_overrides(args: list[str]) -> list[str]:
@@ -68,13 +92,20 @@ def expected_jobs(args: list[str]) -> int:
     return count
 
 
+def _record(sweep: Path) -> dict:
+    """What lossbench wrote when it chose the sweep's folder; {} for a sweep made without it."""
+    try:
+        record = json.loads((sweep / SWEEP_RECORD).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def _recorded_task(sweep: Path) -> list[str] | None:
     """The overrides of the command that made ``sweep``: written by lossbench when
     it chose the folder, or else Hydra's multirun.yaml (written when jobs start)."""
-    try:
-        return list(json.loads((sweep / SWEEP_RECORD).read_text())["task"])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        pass
+    if isinstance(_record(sweep).get("task"), list):
+        return list(_record(sweep)["task"])
     try:
         recorded = yaml.safe_load((sweep / "multirun.yaml").read_text())
         return list(recorded["hydra"]["overrides"]["task"])
@@ -82,27 +113,44 @@ def _recorded_task(sweep: Path) -> list[str] | None:
         return None
 
 
-def unfinished_sweep(output_dir: Path, overrides: list[str]) -> Path | None:
-    """The newest sweep of the same command with jobs still to run, if any."""
+def continue_command(sweep: Path) -> str:
+    """The command, for a shell, that continues ``sweep``: its own command line
+    with its folder named, so that no other sweep of the same command is taken
+    for it. Finished jobs are skipped, interrupted ones resume, failed ones run again."""
+    command = _record(sweep).get("command")
+    if not isinstance(command, list):
+        command = ["-m", *(_recorded_task(sweep) or [])]
+    return shlex.join(["lossbench", "train", *command, f"hydra.sweep.dir={hydra_value(sweep)}"])
+
+
+class SweepFinished(Exception):
+    """The sweep a command would run has already run, and every job of it finished."""
+
+    def __init__(self, sweep: Path):
+        super().__init__(str(sweep))
+        self.sweep = sweep
+
+
+def latest_sweep(output_dir: Path, overrides: list[str]) -> tuple[Path | None, bool]:
+    """The newest sweep of the same command, if any, and whether every job of it finished."""
     wanted = sorted(task_overrides(overrides))
     expected = expected_jobs(overrides)
     for sweep in sorted(output_dir.glob("multirun/*/*"), reverse=True):
         if _recorded_task(sweep) is None or sorted(_recorded_task(sweep)) != wanted:
             continue
         jobs = [p for p in sweep.iterdir() if p.is_dir()]
-        if sum(RunDir(j).finished() for j in jobs) < expected:
-            return sweep
-        return None
-    return None
+        return sweep, sum(RunDir(j).finished() for j in jobs) >= expected
+    return None, False
 
 
-def plan_sweep(overrides: list[str], output_dir: str) -> tuple[list[str], Path | None]:
+def plan_sweep(overrides: list[str], output_dir: str, rerun: bool = False) -> tuple[list[str], Path | None]:
     """The command line with the sweep's folder and job naming pinned, and that folder.
 
     The folder is the one given (``hydra.sweep.dir``), the unfinished sweep of the
     same command (launches running at once split its jobs: each job folder has
     one writer), or a new one under ``<output_dir>/multirun/<date>/<time>``,
-    numbered (``_1``) when that name is taken.
+    numbered (``_1``) when that name is taken. Raises SweepFinished where the
+    newest sweep of the same command has finished, unless ``rerun``.
     """
     plan = list(overrides)
     task = task_overrides(overrides)
@@ -118,8 +166,10 @@ def plan_sweep(overrides: list[str], output_dir: str) -> tuple[list[str], Path |
                 raise UserError(f"hydra.sweep.dir={sweep_dir} holds another sweep ({' '.join(recorded)}): its jobs "
                                 f"would be taken for this one's; choose another folder")
         else:
-            sweep_dir = unfinished_sweep(Path(output_dir), overrides)
-            if sweep_dir is not None:
+            sweep_dir, finished = latest_sweep(Path(output_dir), overrides)
+            if sweep_dir is not None and finished and not rerun:
+                raise SweepFinished(sweep_dir)
+            if sweep_dir is not None and not finished:
                 print(f"lossbench train: continuing the unfinished sweep {sweep_dir}: finished jobs are skipped, "
                       f"jobs another launch is training are left to it")
             else:
@@ -128,7 +178,8 @@ def plan_sweep(overrides: list[str], output_dir: str) -> tuple[list[str], Path |
             plan.append(f"hydra.sweep.dir={sweep_dir}")
         if _recorded_task(sweep_dir) is None:
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            write_json(sweep_dir / SWEEP_RECORD, {"task": task})
+            command = [o for o in overrides if o.split("=", 1)[0] != "hydra.sweep.dir"]
+            write_json(sweep_dir / SWEEP_RECORD, {"task": task, "command": command})
     constant = sorted(key for key, o in parsed.items() if not o.is_hydra_override() and not o.is_sweep_override())
     plan.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(constant)}]")
     flags, plan = split_flags(plan)
