@@ -38,3 +38,29 @@ def test_the_continue_command_names_the_sweep_folder(tmp_path):
     (sweep / SWEEP_RECORD).unlink()
     (sweep / "multirun.yaml").write_text("hydra:\n  overrides:\n    task:\n    - loss=ce,focal\n    - seed=0\n")
     assert shlex.split(continue_command(sweep))[2:-1] == ["-m", "loss=ce,focal", "seed=0"]
+
+
+def test_the_end_of_a_sweep_lists_its_jobs_with_the_headline_and_the_commands(tmp_path):
+    from test_report import BEST, write_run
+
+    from lossbench.training.hydra_app import _headline
+    from lossbench.training.sweep_summary import sweep_end
+
+    sweep = tmp_path / "sweep"
+    for job, ((loss, seed), best) in enumerate(BEST.items()):
+        write_run(sweep / f"{job}_loss={loss},seed={seed}", loss, seed, best)
+    write_run(sweep / "6_loss=focal,seed=3", "focal", 3, 0.5)
+    (sweep / "6_loss=focal,seed=3" / "summary.json").write_text(json.dumps({"status": "interrupted", "epochs_completed": 4}))
+    command = ["-m", "loss=ce,focal", "seed=0,1,2,3"]
+    (sweep / SWEEP_RECORD).write_text(json.dumps({"task": command[1:], "command": command}))
+    headline = _headline(sweep, command)
+    assert headline.startswith("On digits, focal is best by validation-selected balanced accuracy")
+    results, problems = sweep_end(sweep, headline)
+    finished = [f"{job}_loss={loss},seed={seed}" for job, (loss, seed) in enumerate(BEST)]
+    assert results.splitlines() == [f"sweep {sweep}: 6 of 7 job(s) finished: {', '.join(finished)}", headline,
+                                    f"report: lossbench report {sweep}"]
+    assert problems.splitlines() == [
+        f"lossbench train: 1 job(s) of {sweep} did not finish (continuing the sweep runs them, and skips the finished ones):",
+        f"  {sweep}/6_loss=focal,seed=3: interrupted: interrupted after epoch 4",
+        f"continue the sweep with: lossbench train -m loss=ce,focal seed=0,1,2,3 hydra.sweep.dir={sweep}",
+    ]
