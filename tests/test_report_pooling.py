@@ -122,3 +122,16 @@ def test_the_report_says_what_it_split_and_left_out(tmp_path):
     assert "counted once" in markdown
     assert report.headline.count("On digits (r=10) with dataset.imbalance_ratio=") == 1
     assert "with dataset.imbalance_ratio=50" in report.headline
+
+
+def test_mean_curves_say_where_unequal_runs_were_cut(tmp_path):
+    from lossbench.report import figures
+
+    _sweep(tmp_path)
+    write_run(tmp_path / "6", "focal", 3, 0.99, status="interrupted", epochs=4)
+    runs = load_runs([str(tmp_path)])
+    pooled = pool(runs, "loss", group_label, include_unfinished=True)
+    accuracy = figures.mean_curves_figure(pooled.runs, "loss").axes[0]
+    curves = {line.get_label(): line for line in accuracy.lines}
+    assert list(curves["loss=focal"].get_xdata()) == [1, 2, 3, 4] and len(curves["loss=ce"].get_xdata()) == 12
+    assert "ends at the last epoch all its runs reached (4 to 12)" in accuracy.get_title()

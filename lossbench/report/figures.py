@@ -217,7 +217,11 @@ def mean_curves_figure(runs: list[Run], key: str, columns=("test_acc", "test_nll
             means.append(mean)
         if not column.endswith("_acc"):  # accuracy from chance on 100 classes to 0.6 spans a decade too
             log_scale_if_spanning(ax, *means)
-        ax.set_title(f"{column}: mean over runs, band = 1 std")
+        lengths = {len(r.metrics) for r in runs}
+        # a group's mean stops where its shortest run stops: say so where lengths differ
+        cut = f"\neach group's curve ends at the last epoch all its runs reached ({min(lengths)} to {max(lengths)})" \
+            if len(lengths) > 1 else ""
+        ax.set_title(f"{column}: mean over runs, band = 1 std{cut}", fontsize="medium")
         ax.set_xlabel("epoch")
         ax.set_ylabel(column + (" (log scale)" if ax.get_yscale() == "log" else ""))
         ax.grid(alpha=0.3)
