@@ -2,7 +2,6 @@
 running or wrote broken files is read as far as it goes, never dropped. A run
 whose folder a process still holds is ``running``, never read as finished."""
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from lossbench.posthoc import posthoc_results
 from lossbench.training.folder_lock import LockOwner, live_owner
 from lossbench.training.run_dir import RunDir
 from lossbench.training.selection import Selection, selection_for
+from lossbench.training.sweep import job_order
 
 DEFAULT_SELECT_METRIC = "val_balanced_acc"
 
@@ -139,18 +139,12 @@ def find_run_dirs(paths: list[str]) -> list[Path]:
             raise UserError(f"{root} does not exist: give a run directory, a multirun directory or a folder of runs")
         runs = {p.parent for name in (RunDir.METRICS, RunDir.SUMMARY) for p in root.rglob(name)}
         found += sorted((r for r in runs if "attempts" not in r.relative_to(root).parts),
-                        key=lambda p: [_natural(s) for s in p.parts])
+                        key=lambda p: [job_order(s) for s in p.parts])
     if not found:
         raise UserError(
             f"no runs under {', '.join(paths)}: a run directory holds metrics.csv (written by lossbench train)"
         )
     return found
-
-
-def _natural(part: str):
-    """Job folders in number order: 2_loss=ce before 10_loss=ce."""
-    number = re.match(r"\d+", part)
-    return (0, int(number.group()), part) if number else (1, 0, part)
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:

@@ -207,10 +207,22 @@ def prepare_job(path: Path) -> str:
     return "fresh"
 
 
+def job_order(part: str):
+    """Job folders in number order: 2_loss=ce before 10_loss=ce."""
+    number = re.match(r"\d+", part)
+    return (0, int(number.group()), part) if number else (1, 0, part)
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The sweep's job folders, in job order."""
+    return sorted((p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()),
+                  key=lambda p: job_order(p.name))
+
+
 def unfinished_jobs(sweep_dir: Path) -> list[tuple[str, str]]:
     """(job folder, why) for every job of the sweep that did not finish."""
     problems = []
-    for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()):
+    for job in job_dirs(sweep_dir):
         summary = RunDir(job).summary()
         if summary is None:
             problems.append((job.name, f"no {RunDir.SUMMARY}: the job died before it started training"))

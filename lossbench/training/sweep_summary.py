@@ -6,12 +6,11 @@ import shlex
 from pathlib import Path
 
 from lossbench.training.run_dir import RunDir
-from lossbench.training.sweep import continue_command, unfinished_jobs
+from lossbench.training.sweep import continue_command, job_dirs, unfinished_jobs
 
 
 def finished_jobs(sweep_dir: Path) -> list[str]:
-    return [job.name for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir())
-            if RunDir(job).finished()]
+    return [job.name for job in job_dirs(sweep_dir) if RunDir(job).finished()]
 
 
 def sweep_results(sweep_dir: Path, finished: list[str], unfinished: int, headline: str | None) -> str:
