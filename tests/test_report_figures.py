@@ -304,3 +304,17 @@ def test_the_html_report_of_twelve_runs_stays_small(losses, tmp_path):
     with Image.open(report.images["ce_0"]) as image:
         assert image.info["dpi"] == pytest.approx((200, 200), abs=0.01)
 
+
+
+def test_search_values_too_close_for_a_tick_each_get_automatic_ticks(tmp_path):
+    root = tmp_path / "search"
+    for trial, gamma in enumerate((2.12, 2.19, 2.72, 2.74, 3.01, 4.46)):
+        acc = 0.8 + 0 * np.arange(EPOCHS)
+        write_run(root / f"trial_{trial:03d}", {"loss": {"name": "focal", "gamma": gamma}, "seed": 0},
+                  [f"++loss.gamma={gamma!r}"], {"test_acc": acc, "test_balanced_acc": acc})
+    runs = load_runs([str(root)])
+    fig = figures.group_points_figure(runs, "loss.gamma", "selected_test_balanced_acc", "test balanced accuracy")
+    fig.canvas.draw()
+    ticks = [t for t in fig.axes[0].get_xticks() if 2.12 <= t <= 4.46]
+    # 2.72 and 2.74 are 0.9% of the span apart: round ticks instead of one per value
+    assert ticks and all(round(t * 2) == t * 2 for t in ticks)

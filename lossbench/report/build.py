@@ -162,13 +162,14 @@ def console_summary(report: Report) -> str:
     if len(g):
         lines.append(f"\nby {report.group_by} (mean ± std over runs). {selection_sentence(report.runs)}")
         lines += [f"  {line}" for line in report.left_out]
+        names = figures.group_names(report.runs, report.group_by)
         for _, row in g.iterrows():
             if len(report.settings) > 1 and (row.get("rank") == 1):
                 lines.append(f"  {row['setting']}:")
             compared, final = (format_mean_std(row.get(f"{stage}_test_balanced_acc_mean"),
                                                row.get(f"{stage}_test_balanced_acc_std")) for stage in (report.epoch, "final"))
             lines.append(
-                f"  {row.get('rank', '-')}. {row[report.group_by]:<20} runs {row['runs']:>2}  "
+                f"  {row.get('rank', '-')}. {names.get(row[report.group_by], row[report.group_by]):<20} runs {row['runs']:>2}  "
                 f"{EPOCH_NAMES[report.epoch]} balanced acc {compared}  final balanced acc {final}"
             )
     if report.paired:

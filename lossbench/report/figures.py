@@ -29,6 +29,7 @@ PRINT_DPI = 200
 SAME_ACCURACY = 0.005
 
 # the comparison figures' titles, by which the report places them
+MIN_TICK_GAP = 0.06  # of the axis's span: closer values get automatic ticks, not one each
 CURVES_FIGURE = "test accuracy and NLL by group"
 GROUPS_FIGURE = "test balanced accuracy by group"
 TAIL_FIGURE = "head, medium and tail test accuracy by group"
@@ -351,7 +352,10 @@ def _group_axis(ax, runs: list[Run], key: str, order: list[str] | None) -> tuple
     if numbers.min() > 0 and numbers.max() / numbers.min() > 10:
         ax.set_xscale("log")
     short = short_numbers(numbers)
-    if len(numbers) <= 8:
+    position = np.log10(numbers) if ax.get_xscale() == "log" else numbers
+    span = np.ptp(position)
+    # ticks at the values themselves only where no two would overlap
+    if len(numbers) <= 8 and (span == 0 or np.diff(position).min() >= MIN_TICK_GAP * span):
         ax.set_xticks(numbers, [short[v] for v in numbers], rotation=30 if len(numbers) > 5 else 0)
         ax.minorticks_off()
     else:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from lossbench.formatting import format_mean_std, format_number
 from lossbench.report.aggregate import COMPARED, STAGES, group_label, run_metrics
-from lossbench.report.figures import (CURVES_FIGURE, GROUPS_FIGURE, PAIRED_FIGURE, TAIL_FIGURE, numeric_values,
+from lossbench.report.figures import (CURVES_FIGURE, GROUPS_FIGURE, PAIRED_FIGURE, TAIL_FIGURE, group_names, numeric_values,
                                       short_numbers)
 from lossbench.report.runs import being_written
 from lossbench.report.statistics import few_seeds_line
@@ -49,7 +49,9 @@ def comparison_table(report) -> pd.DataFrame:
     g = report.groups
     if not len(g):
         return pd.DataFrame()
-    table = pd.DataFrame({"rank": g.get("rank"), report.group_by: g[report.group_by], "runs": g["runs"]})
+    names = group_names(report.runs, report.group_by)
+    table = pd.DataFrame({"rank": g.get("rank"), report.group_by: [names.get(v, v) for v in g[report.group_by]],
+                          "runs": g["runs"]})
     if len(report.settings) > 1:
         table.insert(0, "setting", g["setting"])
     stages = dict.fromkeys((*STAGES, report.epoch))
