@@ -17,6 +17,7 @@ import numpy as np
 from lossbench.errors import UserError
 
 IMAGE_SHAPE = (3, 32, 32)
+CIFAR10_CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 @dataclass(frozen=True)
@@ -122,3 +123,19 @@ def load_cifar(data_dir: Path, num_classes: int, download: bool, url: str, md5: 
     train = _read_split(folder, layout.train_files, layout, num_classes)
     test = _read_split(folder, layout.test_files, layout, num_classes)
     return (*train, *test)
+
+
+def cifar_class_names(data_dir: Path, num_classes: int) -> list[str]:
+    """CIFAR-10's class names; CIFAR-100's as its ``meta`` file lists them, or
+    the class numbers where that file is missing or unreadable (the names only
+    label outputs)."""
+    if num_classes == 10:
+        return list(CIFAR10_CLASS_NAMES)
+    try:
+        with open(data_dir / LAYOUTS[num_classes].folder / "meta", "rb") as f:
+            names = pickle.load(f, encoding="latin1")["fine_label_names"]
+        if len(names) == num_classes and all(isinstance(n, str) for n in names):
+            return list(names)
+    except Exception:  # noqa: BLE001 - any unreadable meta file falls back to numbers
+        pass
+    return [str(c) for c in range(num_classes)]

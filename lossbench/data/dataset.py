@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lossbench.data.cifar import load_cifar
+from lossbench.data.cifar import cifar_class_names, load_cifar
 from lossbench.data.digits import load_digits_split
+from lossbench.data.image_files import FILE_SOURCES, file_class_names, load_image_files
 from lossbench.data.long_tail import long_tail_indices
 from lossbench.data.validation_split import validation_indices
 from lossbench.errors import UserError
@@ -29,9 +30,10 @@ class Split:
 class ImageDataset:
     name: str
     train: Split
-    val: Split | None  # held out of the training set (dataset.val_fraction); None without
+    val: Split | None  # given by the files, or held out of the training set (dataset.val_fraction); None without
     test: Split
     num_classes: int
+    class_names: list[str]  # in class order
     class_counts: list[int]  # training images per class, in class order (validation images left out)
     mean: torch.Tensor  # per channel, in [0, 1] units, of the training images
     std: torch.Tensor
@@ -44,15 +46,41 @@ class ImageDataset:
 
 def source_of(name: str) -> str:
     """The data a dataset config reads: ``cifar10_lt`` reads ``cifar10``."""
+    if name in FILE_SOURCES:
+        return name
     source = name.removesuffix("_lt")
     if source not in SOURCES:
-        valid = ", ".join(s + suffix for s in SOURCES for suffix in ("", "_lt"))
+        valid = ", ".join([s + suffix for s in SOURCES for suffix in ("", "_lt")] + list(FILE_SOURCES))
         raise UserError(f"dataset.name={name!r} is unknown: valid datasets are {valid}")
     return source
 
 
 def num_classes_of(name: str) -> int:
+    """The classes of a built-in dataset; a dataset of your own files has as
+    many as its files name (``num_classes_in``)."""
     return SOURCES[source_of(name)]
+
+
+def num_classes_in(cfg) -> int:
+    """The classes a dataset config will load, known before any image is read."""
+    if source_of(str(cfg.name)) in FILE_SOURCES:
+        return len(file_class_names(cfg))
+    return num_classes_of(str(cfg.name))
+
+
+def _class_names(source: str, num_classes: int, data_dir: Path | None) -> list[str]:
+    if source.startswith("cifar"):
+        return cifar_class_names(data_dir, num_classes)
+    return [str(c) for c in range(num_classes)]
+
+
+def _read_files(cfg, data_dir: Path | None):
+    """Your own images: the arrays, the validation split the files give (or
+    None) and the class names."""
+    splits, class_names = load_image_files(cfg, data_dir)
+    val = splits.get("val")
+    return (splits["train"].images, splits["train"].labels, splits["test"].images, splits["test"].labels,
+            None if val is None else (val.images, val.labels), class_names)
 
 
 def _read_arrays(cfg, data_dir: Path):
@@ -76,8 +104,15 @@ def _split(images: np.ndarray, labels: np.ndarray, device: torch.device) -> Spli
 def load_dataset(cfg, data_dir: Path, device: torch.device) -> ImageDataset:
     """Read, validate, subsample to the configured long tail, hold out the
     validation split and move to ``device``."""
-    train_x, train_y, test_x, test_y = _read_arrays(cfg, data_dir)
-    num_classes = num_classes_of(str(cfg.name))
+    source = source_of(str(cfg.name))
+    given_val = None
+    if source in FILE_SOURCES:
+        train_x, train_y, test_x, test_y, given_val, class_names = _read_files(cfg, data_dir)
+        num_classes = len(class_names)
+    else:
+        train_x, train_y, test_x, test_y = _read_arrays(cfg, data_dir)
+        num_classes = num_classes_of(str(cfg.name))
+        class_names = _class_names(source, num_classes, data_dir)
     present = np.unique(train_y)
     if len(present) != num_classes:
         raise UserError(
@@ -88,8 +123,9 @@ def load_dataset(cfg, data_dir: Path, device: torch.device) -> ImageDataset:
     if ratio != 1:
         keep = long_tail_indices(train_y, num_classes, ratio, str(cfg.profile), int(cfg.subsample_seed))
         train_x, train_y = train_x[keep], train_y[keep]
-    fraction = float(cfg.get("val_fraction") or 0)
-    val = None
+    # files that bring their own validation split are not carved further
+    fraction = 0 if given_val is not None else float(cfg.get("val_fraction") or 0)
+    val = None if given_val is None else _split(*given_val, device)
     if fraction > 0:
         keep, held = validation_indices(train_y, num_classes, fraction, int(cfg.val_seed))
         val = _split(train_x[held], train_y[held], device)
@@ -101,6 +137,7 @@ def load_dataset(cfg, data_dir: Path, device: torch.device) -> ImageDataset:
         val=val,
         test=_split(test_x, test_y, device),
         num_classes=num_classes,
+        class_names=class_names,
         class_counts=np.bincount(train_y, minlength=num_classes).tolist(),
         mean=mean.to(device),
         std=std.to(device),

@@ -83,13 +83,14 @@ def _versions() -> dict:
     }
 
 
-PER_CLASS_COLUMNS = ("class", "train_count", "group", "test_acc_last", "test_acc_selected")
+PER_CLASS_COLUMNS = ("class", "name", "train_count", "group", "test_acc_last", "test_acc_selected")
 
 
-def _per_class_rows(counts, groups, last, selected) -> list[dict]:
+def _per_class_rows(counts, names, groups, last, selected) -> list[dict]:
     return [
         {
             "class": c,
+            "name": names[c],
             "train_count": counts[c],
             "group": groups[c] if groups else "",
             "test_acc_last": "" if last is None else f"{last[c]:.6g}",
@@ -229,6 +230,7 @@ def start(run: Setup, run_dir: RunDir) -> Progress:
         "precision": trainer.precision.name,
         "compile": trainer.compile_mode,
         "versions": _versions(),
+        "class_names": data.class_names,
         "class_counts": data.class_counts,
         "val_counts": torch.bincount(data.val.labels, minlength=data.num_classes).tolist() if data.val else None,
         "test_counts": torch.bincount(data.test.labels, minlength=data.num_classes).tolist(),
@@ -244,7 +246,7 @@ def start(run: Setup, run_dir: RunDir) -> Progress:
         "wall_time_s": 0.0,
     }
     run_dir.write_config(cfg)
-    run_dir.write_per_class(PER_CLASS_COLUMNS, _per_class_rows(data.class_counts, run.groups, None, None))
+    run_dir.write_per_class(PER_CLASS_COLUMNS, _per_class_rows(data.class_counts, data.class_names, run.groups, None, None))
     return Progress(1, summary)
 
 
@@ -359,8 +361,8 @@ def _posthoc(run: Setup, run_dir: RunDir) -> dict | None:
 def _save_epoch(run: Setup, progress: Progress, run_dir: RunDir, epoch: int, test) -> None:
     """An epoch's files; the checkpoint before the summary that says the epoch is complete."""
     run_dir.write_calibration(RELIABILITY_COLUMNS, [{k: format_value(v) for k, v in r.items()} for r in test.reliability])
-    run_dir.write_per_class(PER_CLASS_COLUMNS, _per_class_rows(run.data.class_counts, run.groups, test.per_class,
-                                                               progress.selected_per_class))
+    run_dir.write_per_class(PER_CLASS_COLUMNS, _per_class_rows(run.data.class_counts, run.data.class_names, run.groups,
+                                                               test.per_class, progress.selected_per_class))
     run_dir.save_checkpoint(
         epoch=epoch, model=run.model.state_dict(), loss=run.loss_fn.state_dict(), optimizer=run.optimizer.state_dict(),
         scheduler=run.scheduler.state_dict(), scaler=run.trainer.scaler.state_dict(), rng=rng_state(run.generator),

@@ -4,7 +4,8 @@ loaded or written: one line naming the key, the value and what is valid."""
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench.checks import check_choice, check_flag, check_number
-from lossbench.data.dataset import num_classes_of, source_of
+from lossbench.data.dataset import num_classes_in, source_of
+from lossbench.data.image_files import BAD_IMAGE_CHOICES, CHANNEL_MODES, FILE_SOURCES
 from lossbench.data.long_tail import PROFILES
 from lossbench.errors import UserError
 from lossbench.losses import loss_class
@@ -59,8 +60,15 @@ def _check_sched(sched) -> None:
         check_number("sched.min_lr_ratio", sched.min_lr_ratio, 0, 1)
 
 
+def _check_image_files(dataset) -> None:
+    check_number("dataset.image_size", dataset.image_size, 1, 1024, integer=True)
+    check_choice("dataset.channels", dataset.channels, tuple(CHANNEL_MODES))
+    check_choice("dataset.on_bad_image", dataset.on_bad_image, BAD_IMAGE_CHOICES)
+
+
 def _check_dataset(dataset) -> None:
-    source_of(str(dataset.name))
+    if source_of(str(dataset.name)) in FILE_SOURCES:
+        _check_image_files(dataset)
     check_number("dataset.imbalance_ratio", dataset.imbalance_ratio, 1, why=" (1 keeps the data balanced)")
     check_choice("dataset.profile", dataset.profile, PROFILES)
     check_number("dataset.subsample_seed", dataset.subsample_seed, 0, integer=True)
@@ -103,4 +111,4 @@ def validate_config(cfg: DictConfig) -> None:
     _check_optim(cfg.optim)
     _check_sched(cfg.sched)
     # the loss's knob table, so that a bad knob is caught before any data is read (or downloaded)
-    loss_class(str(cfg.loss.name)).settings_from(loss_knobs(cfg), num_classes_of(str(cfg.dataset.name)))
+    loss_class(str(cfg.loss.name)).settings_from(loss_knobs(cfg), num_classes_in(cfg.dataset))

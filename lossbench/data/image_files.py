@@ -1,0 +1,322 @@
+"""Your own images, as files: torchvision's ImageFolder layout
+(``root/train/<class>/<image>``, ``root/test/...``, optionally ``root/val/...``)
+or CSV files of ``path,label`` rows.
+
+Images are decoded once with PIL, converted to RGB or grey, resized to a square
+and held as uint8 (N, C, H, W) arrays like the other datasets. The decoded
+arrays are cached under ``<data_dir>/cache/``, keyed by every file's path,
+size and modification time and by the decoding settings, so a later run with
+unchanged files decodes nothing.
+"""
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lossbench.errors import UserError
+
+log = logging.getLogger("lossbench")
+
+FILE_SOURCES = ("image_folder", "csv")
+SPLITS = ("train", "val", "test")
+# the suffixes torchvision's ImageFolder reads; anything else in a class folder is ignored
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+BAD_IMAGE_CHOICES = ("error", "skip")
+CHANNEL_MODES = {1: "L", 3: "RGB"}
+FOLDER_LAYOUT = "DIR/train/<class>/<images>, DIR/test/<class>/<images> and optionally DIR/val/<class>/<images>"
+# bump when the decoding changes, so that older caches are not read
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: Path
+    key: str  # the path as the dataset names it (relative to its root or CSV), for the cache key and messages
+    label: int
+
+
+@dataclass
+class FileListing:
+    class_names: list[str]
+    splits: dict[str, list[ImageFile]]  # train, test and val where given
+
+
+@dataclass
+class DecodedSplit:
+    images: np.ndarray  # (N, C, H, W) uint8
+    labels: np.ndarray  # (N,) int64
+
+
+# ---- listing ----------------------------------------------------------------
+
+
+def _image_files_under(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def _class_folders(split_dir: Path) -> list[str]:
+    return sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _folder_root(cfg) -> Path:
+    root = Path(str(cfg.root)).expanduser()
+    if not root.exists():
+        raise UserError(f"dataset.root={root} does not exist: it must be a directory laid out as {FOLDER_LAYOUT}")
+    if not root.is_dir():
+        raise UserError(f"dataset.root={root} is not a directory: it must be laid out as {FOLDER_LAYOUT}")
+    missing = [name + "/" for name in ("train", "test") if not (root / name).is_dir()]
+    if missing:
+        raise UserError(
+            f"dataset.root={root} has no {' or '.join(missing)}: it must be laid out as {FOLDER_LAYOUT}"
+        )
+    return root
+
+
+def folder_class_names(cfg) -> list[str]:
+    """The sorted class folders of ``root/train/``: cheap, for checks before loading."""
+    root = _folder_root(cfg)
+    names = _class_folders(root / "train")
+    if not names:
+        raise UserError(f"{root / 'train'} has no class folders: it must be laid out as {FOLDER_LAYOUT}")
+    return names
+
+
+def list_image_folder(cfg) -> FileListing:
+    root = _folder_root(cfg)
+    class_names = folder_class_names(cfg)
+    index = {name: i for i, name in enumerate(class_names)}
+    splits = {}
+    for split in SPLITS:
+        split_dir = root / split
+        if not split_dir.is_dir():
+            continue
+        folders = _class_folders(split_dir)
+        extra = [name for name in folders if name not in index]
+        if extra:
+            raise UserError(
+                f"{split_dir / extra[0]} is a class that {root / 'train'} does not have: the classes of {split}/ "
+                f"must be among train/'s ({', '.join(class_names)}); add it to train/ or remove it"
+            )
+        files = []
+        for name in folders:
+            found = _image_files_under(split_dir / name)
+            if split == "train" and not found:
+                raise UserError(
+                    f"{split_dir / name} has no images ({', '.join(IMAGE_SUFFIXES)}): every class needs "
+                    f"training images; add some or remove the folder"
+                )
+            files += [ImageFile(p, p.relative_to(root).as_posix(), index[name]) for p in found]
+        splits[split] = files
+    return FileListing(class_names, splits)
+
+
+def _csv_keys(cfg) -> dict[str, str]:
+    keys = {"train": "train_csv", "test": "test_csv"}
+    if cfg.get("val_csv"):
+        keys["val"] = "val_csv"
+    return keys
+
+
+def _read_csv_rows(key: str, value) -> list[tuple[int, str, str]]:
+    """(line number, path, label) of each row of a ``path,label`` CSV."""
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise UserError(f"dataset.{key}={path} is not a file: it must be a CSV with a header path,label and one "
+                        f"row per image")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"cannot read dataset.{key}={path}: {e}") from None
+    if not rows or [c.strip() for c in rows[0]] != ["path", "label"]:
+        got = ",".join(rows[0]) if rows else "nothing"
+        raise UserError(f"{path} must start with the header row path,label (it starts with {got})")
+    found = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+            raise UserError(f"{path} line {line} is {','.join(row)!r}: every row must be path,label")
+        found.append((line, row[0].strip(), row[1].strip()))
+    if not found:
+        raise UserError(f"{path} has no rows: it must list images as path,label after its header")
+    return found
+
+
+def csv_class_names(cfg) -> list[str]:
+    """The sorted labels of the training CSV: cheap, for checks before loading."""
+    return sorted({label for _, _, label in _read_csv_rows("train_csv", cfg.train_csv)})
+
+
+def list_csv(cfg) -> FileListing:
+    class_names = csv_class_names(cfg)
+    index = {name: i for i, name in enumerate(class_names)}
+    splits = {}
+    for split, key in _csv_keys(cfg).items():
+        csv_path = Path(str(cfg[key])).expanduser()
+        files = []
+        for line, written, label in _read_csv_rows(key, cfg[key]):
+            if label not in index:
+                raise UserError(
+                    f"{csv_path} line {line} has label {label!r}, which the training CSV does not have: the labels "
+                    f"of dataset.{key} must be among {', '.join(class_names)}"
+                )
+            image = Path(written).expanduser()
+            files.append(ImageFile(image if image.is_absolute() else csv_path.parent / image, written, index[label]))
+        splits[split] = files
+    return FileListing(class_names, splits)
+
+
+def file_class_names(cfg) -> list[str]:
+    return folder_class_names(cfg) if str(cfg.name) == "image_folder" else csv_class_names(cfg)
+
+
+def list_files(cfg) -> FileListing:
+    return list_image_folder(cfg) if str(cfg.name) == "image_folder" else list_csv(cfg)
+
+
+# ---- decoding -----------------------------------------------------------------
+
+
+def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
+    """(C, size, size) uint8; raises OSError (and PIL's other decoding errors) for a broken file."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert(CHANNEL_MODES[channels]).resize((size, size), Image.Resampling.BILINEAR)
+        pixels = np.asarray(image, dtype=np.uint8)
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def _decoding_errors() -> tuple:
+    import struct
+
+    from PIL import Image
+
+    # a damaged PNG can raise SyntaxError while its data is read
+    return OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError
+
+
+def _refuse(file: ImageFile, reason: str) -> UserError:
+    return UserError(
+        f"{file.path} cannot be read as an image ({reason}): replace or remove it, or set "
+        f"dataset.on_bad_image=skip to leave unreadable images out"
+    )
+
+
+def _warn_skipped(file_path: str, reason: str) -> None:
+    log.warning("skipping %s: cannot be read as an image (%s)", file_path, reason)
+
+
+def _decode_split(files: list[ImageFile], size: int, channels: int, on_bad_image: str, skipped: list) -> DecodedSplit:
+    images, labels = [], []
+    errors = _decoding_errors()
+    for file in files:
+        try:
+            images.append(decode_image(file.path, size, channels))
+        except errors as e:
+            reason = str(e) or type(e).__name__
+            if on_bad_image == "error":
+                raise _refuse(file, reason) from None
+            _warn_skipped(str(file.path), reason)
+            skipped.append((str(file.path), reason))
+            continue
+        labels.append(file.label)
+    stacked = np.stack(images) if images else np.zeros((0, channels, size, size), np.uint8)
+    return DecodedSplit(stacked, np.asarray(labels, dtype=np.int64))
+
+
+# ---- cache --------------------------------------------------------------------
+
+
+def _cache_key(listing: FileListing, size: int, channels: int) -> str:
+    """A digest of everything the decoded arrays depend on. A file that cannot
+    be stat-ed is keyed as missing; decoding then names it."""
+    entries = []
+    for split, files in sorted(listing.splits.items()):
+        for file in files:
+            try:
+                stat = file.path.stat()
+                seen = [stat.st_size, stat.st_mtime_ns]
+            except OSError:
+                seen = None
+            entries.append([split, file.key, file.label, seen])
+    text = json.dumps([CACHE_VERSION, size, channels, listing.class_names, entries])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _read_cache(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+    except (OSError, ValueError, EOFError, KeyError) as e:
+        log.warning("ignoring the unreadable image cache %s (%s): decoding the images again", path, e)
+        return None
+
+
+def _write_cache(path: Path, arrays: dict) -> None:
+    """Written to a temporary file and renamed, so that a concurrent run never
+    reads half a cache; a cache that cannot be written only costs decoding time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    except OSError as e:
+        log.warning("cannot cache the decoded images in %s (%s): they will be decoded again next time",
+                    path.parent, e.strerror or e)
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        log.warning("cannot write the image cache %s (%s): the images will be decoded again next time",
+                    path, e.strerror or e)
+
+
+def cache_path(cfg, data_dir: Path, listing: FileListing) -> Path:
+    key = _cache_key(listing, int(cfg.image_size), int(cfg.channels))
+    return data_dir / "cache" / f"{cfg.name}-{key}.npz"
+
+
+def load_image_files(cfg, data_dir: Path | None):
+    """(splits, class_names): the decoded ``train`` and ``test`` splits, and
+    ``val`` where the files give one. No cache without a data_dir."""
+    listing = list_files(cfg)
+    size, channels, on_bad_image = int(cfg.image_size), int(cfg.channels), str(cfg.on_bad_image)
+    path = cache_path(cfg, data_dir, listing) if data_dir is not None else None
+    stored = _read_cache(path) if path is not None else None
+    if stored is not None:
+        skipped = list(zip(stored["skipped_paths"].tolist(), stored["skipped_reasons"].tolist()))
+        if skipped and on_bad_image == "error":
+            raise UserError(
+                f"{skipped[0][0]} cannot be read as an image ({skipped[0][1]}): replace or remove it, or set "
+                f"dataset.on_bad_image=skip to leave unreadable images out"
+            )
+        for file_path, reason in skipped:
+            _warn_skipped(file_path, reason)
+        splits = {split: DecodedSplit(stored[f"{split}_images"], stored[f"{split}_labels"])
+                  for split in listing.splits}
+        return splits, listing.class_names
+    skipped = []
+    splits = {split: _decode_split(files, size, channels, on_bad_image, skipped)
+              for split, files in listing.splits.items()}
+    if path is not None:
+        arrays = {f"{split}_{part}": getattr(decoded, part) for split, decoded in splits.items()
+                  for part in ("images", "labels")}
+        arrays["skipped_paths"] = np.asarray([p for p, _ in skipped], dtype=str)
+        arrays["skipped_reasons"] = np.asarray([r for _, r in skipped], dtype=str)
+        _write_cache(path, arrays)
+    return splits, listing.class_names
