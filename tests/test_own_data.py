@@ -191,6 +191,13 @@ def test_broken_image_is_refused_or_skipped(tmp_path, folder, caplog):
     assert any(str(broken) in r.getMessage() for r in caplog.records)
 
 
+def test_class_with_only_broken_images_is_named(tmp_path):
+    root = _folder(tmp_path / "images", train=1)
+    (root / "train" / "emu" / "0.jpg").write_bytes(b"not an image")
+    with pytest.raises(UserError, match=r"every training image of class 'emu' was left out as unreadable"):
+        _load(tmp_path, f"dataset.root={root}", "dataset.on_bad_image=skip", "dataset.val_fraction=0")
+
+
 @pytest.mark.parametrize("profile", ["exp", "step"])
 def test_long_tail_applies(tmp_path, folder, profile):
     data = _load(tmp_path, f"dataset.root={folder}", "dataset.imbalance_ratio=3", f"dataset.profile={profile}",

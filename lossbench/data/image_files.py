@@ -291,9 +291,25 @@ def cache_path(cfg, data_dir: Path, listing: FileListing) -> Path:
     return data_dir / "cache" / f"{cfg.name}-{key}.npz"
 
 
+def _check_every_class_kept(train: DecodedSplit, class_names: list[str]) -> None:
+    counts = np.bincount(train.labels, minlength=len(class_names))
+    if (counts == 0).any():
+        name = class_names[int(np.flatnonzero(counts == 0)[0])]
+        raise UserError(
+            f"every training image of class {name!r} was left out as unreadable: every class needs training "
+            f"images; replace the broken files"
+        )
+
+
 def load_image_files(cfg, data_dir: Path | None):
     """(splits, class_names): the decoded ``train`` and ``test`` splits, and
     ``val`` where the files give one. No cache without a data_dir."""
+    splits, class_names = _decoded_or_cached(cfg, data_dir)
+    _check_every_class_kept(splits["train"], class_names)
+    return splits, class_names
+
+
+def _decoded_or_cached(cfg, data_dir: Path | None):
     listing = list_files(cfg)
     size, channels, on_bad_image = int(cfg.image_size), int(cfg.channels), str(cfg.on_bad_image)
     path = cache_path(cfg, data_dir, listing) if data_dir is not None else None
