@@ -10,11 +10,12 @@ from lossbench.data.cifar import cifar_class_names, load_cifar
 from lossbench.data.digits import load_digits_split
 from lossbench.data.image_files import FILE_SOURCES, file_class_names, load_image_files
 from lossbench.data.long_tail import long_tail_indices
+from lossbench.data.torchvision_sets import TORCHVISION_SETS, load_torchvision_set
 from lossbench.data.validation_split import validation_indices
 from lossbench.errors import UserError
 
 # each source and its number of classes
-SOURCES = {"digits": 10, "cifar10": 10, "cifar100": 100}
+SOURCES = {"digits": 10, "cifar10": 10, "cifar100": 100, "mnist": 10, "fashion_mnist": 10, "svhn": 10}
 
 
 @dataclass
@@ -87,6 +88,8 @@ def _read_arrays(cfg, data_dir: Path):
     source = source_of(cfg.name)
     if source == "digits":
         return load_digits_split(int(cfg.split_seed))
+    if source in TORCHVISION_SETS:
+        return load_torchvision_set(source, data_dir, bool(cfg.download), SOURCES[source])
     return load_cifar(data_dir, SOURCES[source], bool(cfg.download), str(cfg.url), str(cfg.md5))
 
 

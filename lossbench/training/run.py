@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 import lossbench
 from lossbench.data import DeviceBatches, load_dataset
 from lossbench.data.augment import Normalize
+from lossbench.data.dataset import source_of
 from lossbench.errors import UserError
 from lossbench.losses import build_loss
 from lossbench.losses.class_weights import class_weights
@@ -222,7 +223,7 @@ def start(run: Setup, run_dir: RunDir) -> Progress:
         "model": str(cfg.model.name),
         "loss": str(cfg.loss.name),
         "seed": int(cfg.seed),
-        "data_dir": str(Path(str(cfg.paths.data_dir)).expanduser()) if data.name.startswith("cifar") else None,
+        "data_dir": None if source_of(data.name) == "digits" else str(Path(str(cfg.paths.data_dir)).expanduser()),
         "device": str(trainer.device),
         "device_name": device_name(trainer.device),
         # torch's CPU threads (OMP_NUM_THREADS, or one per core): what a CPU run's speed depends on
