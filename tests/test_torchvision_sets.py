@@ -1,7 +1,11 @@
 """MNIST, Fashion-MNIST and SVHN read through torchvision from small files
 written here in the real formats: IDX (big-endian header) and MATLAB .mat."""
 
+import functools
+import hashlib
+import http.server
 import struct
+import threading
 
 import numpy as np
 import pytest
@@ -134,6 +138,46 @@ def test_failed_download_is_one_line(tmp_path, monkeypatch):
     message = str(info.value)
     assert message.startswith(f"MNIST not found in {tmp_path / 'MNIST' / 'raw'} (train-images-idx3-ubyte")
     assert "downloading it failed (Error downloading train-images-idx3-ubyte.gz: Tried http://127.0.0.1:9/" in message
+    assert "\n" not in message
+
+
+@pytest.fixture
+def served_svhn(tmp_path, monkeypatch):
+    """SVHN's two .mat files served over HTTP on the loopback, torchvision's URLs
+    and MD5s pointed at them: the written arrays."""
+    from torchvision.datasets import SVHN
+
+    site = tmp_path / "site"
+    written = write_svhn(site)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    for split in ("train", "test"):
+        filename = f"{split}_32x32.mat"
+        md5 = hashlib.md5((site / filename).read_bytes()).hexdigest()
+        monkeypatch.setitem(SVHN.split_list, split, [f"http://127.0.0.1:{server.server_port}/{filename}", filename, md5])
+    yield written
+    server.shutdown()
+
+
+def test_svhn_download_is_checked_and_read(tmp_path, served_svhn):
+    data_dir = tmp_path / "data"
+    train_x, train_y, test_x, _ = load_torchvision_set("svhn", data_dir, download=True)
+    assert (data_dir / "train_32x32.mat").is_file() and (data_dir / "test_32x32.mat").is_file()
+    assert np.array_equal(train_x, served_svhn["train"][0].transpose(3, 2, 0, 1))
+    assert np.array_equal(train_y, served_svhn["train"][1]) and len(test_x) == 20
+
+
+def test_svhn_download_with_wrong_checksum_is_refused(tmp_path, served_svhn, monkeypatch):
+    from torchvision.datasets import SVHN
+
+    url, filename, _ = SVHN.split_list["test"]
+    monkeypatch.setitem(SVHN.split_list, "test", [url, filename, "f" * 32])
+    with pytest.raises(UserError) as info:
+        load_torchvision_set("svhn", tmp_path / "data", download=True)
+    message = str(info.value)
+    assert message.startswith(f"the SVHN test file in {tmp_path / 'data'} failed its MD5 check after downloading")
     assert "\n" not in message
 
 
