@@ -245,3 +245,11 @@ def test_one_epoch_on_mnist_with_its_default_model(tmp_path):
     assert sum(summary["class_counts"]) + sum(summary["val_counts"]) == 60 and summary["test_counts"] == [2] * 10
     (row,) = read_rows(tmp_path / "run")
     assert row["epoch"] == "1" and np.isfinite(float(row["train_loss"]))
+
+
+def test_fashion_mnist_classes_are_named():
+    from lossbench.data.dataset import _class_names
+
+    names = _class_names("fashion_mnist", 10, None)
+    assert names[0] == "T-shirt/top" and names[9] == "Ankle boot" and len(set(names)) == 10
+    assert _class_names("mnist", 10, None) == [str(d) for d in range(10)]

@@ -72,6 +72,10 @@ def num_classes_in(cfg) -> int:
 def _class_names(source: str, num_classes: int, data_dir: Path | None) -> list[str]:
     if source.startswith("cifar"):
         return cifar_class_names(data_dir, num_classes)
+    if source == "fashion_mnist":  # read with torchvision already: its names cost nothing more
+        from torchvision.datasets import FashionMNIST
+
+        return list(FashionMNIST.classes)
     return [str(c) for c in range(num_classes)]
 
 
