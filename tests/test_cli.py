@@ -167,7 +167,7 @@ def test_reference_recipe_is_pinned(tmp_path):
     [
         (["loss=focall"], ["loss='focall' is unknown", "valid losses are", "focal", "label_smoothing"]),
         (["-m", "loss=ce,focall"], ["loss='focall' is unknown"]),
-        (["dataset=cifar11"], ["dataset='cifar11' is unknown", "cifar10_lt, digits"]),
+        (["dataset=cifar11"], ["dataset='cifar11' is unknown", "cifar10_lt, csv, digits, digits_lt, fashion_mnist"]),
         (["experiment=nope"], ["experiment='nope' is unknown: valid experiments are cifar10_fast, ldam_drw_cifar10_lt"]),
     ],
 )

@@ -70,7 +70,8 @@ def test_advice_follows_the_evidence(gallery):
     assert "lower the learning rate" in too_high.advice
     assert re.search(r"the training loss reached \S+ at epoch \d+", too_high.sentence())
     quick = Diagnosis.from_record(summaries["quick_start"]["diagnosis"])
-    assert "more epochs will not help" in quick.advice and "annealed" not in quick.advice
+    assert "more epochs will not help" in quick.advice and "learning rate 6.22e-07 at the end" in quick.sentence()
+    assert "raise the learning rate" not in quick.advice and "lower the learning rate" not in quick.advice
     overfit = Diagnosis.from_record(summaries["heavy_overfitting"]["diagnosis"])
     gap = float(re.search(r"a gap of ([\d.]+) points", overfit.sentence()).group(1))
     final = summaries["heavy_overfitting"]["final"]
