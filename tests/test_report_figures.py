@@ -4,6 +4,7 @@ import csv
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from matplotlib.collections import LineCollection, PathCollection
@@ -318,3 +319,19 @@ def test_search_values_too_close_for_a_tick_each_get_automatic_ticks(tmp_path):
     ticks = [t for t in fig.axes[0].get_xticks() if 2.12 <= t <= 4.46]
     # 2.72 and 2.74 are 0.9% of the span apart: round ticks instead of one per value
     assert ticks and all(round(t * 2) == t * 2 for t in ticks)
+
+
+def test_per_class_bars_are_labelled_by_class_name(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from lossbench.report.runs import Run
+
+    per_class = pd.DataFrame({"class": [0, 1, 2], "name": ["cat", "dog", "bird"], "train_count": [5, 50, 20],
+                              "group": ["tail", "head", "medium"], "test_acc_last": [0.2, 0.9, 0.5]})
+    run = Run(path=tmp_path, name="r", metrics=pd.DataFrame(), per_class=per_class)
+    fig, ax = plt.subplots()
+    figures.per_class_axes(ax, run)
+    # by training count, most first
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["dog", "bird", "cat"]
+    assert [p.get_height() for p in ax.patches] == pytest.approx([0.9, 0.5, 0.2])
+    plt.close(fig)

@@ -149,7 +149,10 @@ def per_class_axes(ax, run: Run) -> None:
     groups = pd.Series([g if isinstance(g, str) else "" for g in pc["group"]] if "group" in pc else [""] * len(pc))
     accuracy = pc["test_acc_last"].to_numpy(dtype=float)
     ax.bar(range(len(pc)), accuracy, color=[GROUP_COLORS.get(g, "tab:gray") for g in groups])
-    ax.set_xticks(range(len(pc)), [str(c) for c in pc["class"]], fontsize="x-small", rotation=90 if len(pc) > 20 else 0)
+    named = "name" in pc and pc["name"].notna().all()
+    labels = [str(n) for n in pc["name"]] if named else [str(c) for c in pc["class"]]
+    long_labels = len(pc) > 20 or max(len(label) for label in labels) > 3
+    ax.set_xticks(range(len(pc)), labels, fontsize="x-small", rotation=90 if long_labels else 0)
     ax.set_xlabel("class (by training count, most first)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
