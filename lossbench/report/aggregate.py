@@ -28,7 +28,7 @@ def run_metrics(run: Run) -> dict:
     out = {"epochs": len(m)}
     if "test_acc" not in m or not m["test_acc"].notna().any():
         return out
-    indices = {"selected": run.selected_index(), "final": m.index[-1], "oracle": m["test_acc"].idxmax()}
+    indices = {stage: run.epoch_index(stage) for stage in EPOCHS}
     for stage in ("selected", "oracle"):
         out[f"{stage}_epoch"] = int(m["epoch"].loc[indices[stage]])
     for metric in METRICS:

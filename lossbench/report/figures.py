@@ -276,19 +276,6 @@ def group_names(runs: list[Run], key: str) -> dict[str, str]:
     return {label: short[values[label]] for label in labels}
 
 
-def epoch_row(run: Run, epoch: str):
-    """The row of metrics.csv whose numbers the report compares: the selected
-    epoch's, the last one's, or the best test accuracy's (``oracle``)."""
-    m = run.metrics
-    if not len(m):
-        return None
-    if epoch == "final":
-        return m.index[-1]
-    if epoch == "oracle":
-        return m["test_acc"].idxmax() if "test_acc" in m and m["test_acc"].notna().any() else None
-    return run.selected_index()
-
-
 def _draw_groups(ax, positions: list[float], samples: list[np.ndarray], color, name: str | None, join: bool,
                  spread: float = 0.0) -> None:
     """Each value a dot (spread sideways over +-``spread`` where a position has several); each sample's
@@ -400,7 +387,7 @@ def tail_figure(runs: list[Run], key: str, epoch: str, order: list[str] | None =
                 epoch_name: str | None = None) -> plt.Figure | None:
     """Head, medium and tail test accuracy per group at the compared epoch: each run a dot, the mean
     with its 95% bootstrap interval. None where no run has them (balanced data)."""
-    rows = {id(r): epoch_row(r, epoch) for r in runs}
+    rows = {id(r): r.epoch_index(epoch) for r in runs}
 
     def value(run: Run, column: str) -> float:
         row = rows[id(run)]

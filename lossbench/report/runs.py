@@ -85,6 +85,18 @@ class Run:
         keys = {index: selection.key(row) for index, row in zip(m.index, m.to_dict("records"))}
         return max((k for k in keys if keys[k] is not None), key=lambda k: keys[k])
 
+    def epoch_index(self, epoch: str):
+        """The row of metrics.csv whose numbers a report compares at ``epoch``: the
+        selected one, the last one, or the best test accuracy's (``oracle``: optimistic)."""
+        m = self.metrics
+        if not len(m):
+            return None
+        if epoch == "final":
+            return m.index[-1]
+        if epoch == "oracle":
+            return m["test_acc"].idxmax() if "test_acc" in m and m["test_acc"].notna().any() else None
+        return self.selected_index()
+
     def saved_logits(self) -> dict | None:
         """The validation and test logits of the selected epoch, where the run saved them."""
         if self._logits is None:
