@@ -8,10 +8,9 @@ import threading
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
+from helpers.training import compose_train
 from synthetic_cifar import write_synthetic_cifar10
-from lossbench.config_dir import config_dir
 from lossbench.data.cifar import LAYOUTS, load_cifar, read_batch_file
 from lossbench.data.dataset import load_dataset
 from lossbench.errors import UserError
@@ -110,8 +109,7 @@ def test_download_with_wrong_checksum_is_refused(tmp_path, served_archive):
 
 
 def test_long_tailed_cifar_from_config(cifar_dir):
-    cfg = OmegaConf.load(config_dir() / "dataset" / "cifar10.yaml")
-    cfg.name, cfg.imbalance_ratio, cfg.val_fraction = "cifar10_lt", 10, 0
+    cfg = compose_train("dataset=cifar10_lt", "dataset.imbalance_ratio=10", "dataset.val_fraction=0").dataset
     data = load_dataset(cfg, cifar_dir, torch.device("cpu"))
     expected = [int(np.floor(30 * 10 ** (-c / 9) + 1e-9)) for c in range(10)]
     assert data.class_counts == expected == [30, 23, 17, 13, 10, 8, 6, 5, 3, 3]

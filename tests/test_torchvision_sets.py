@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from omegaconf import OmegaConf
 
 from helpers.training import compose_train, read_rows
-from lossbench.config_dir import config_dir
 from lossbench.data.dataset import load_dataset, source_of
 from lossbench.data.torchvision_sets import load_torchvision_set
 from lossbench.errors import UserError
@@ -67,12 +65,8 @@ def write_svhn(data_dir, train_per_class: int = 30, test_per_class: int = 2, see
 
 
 def dataset_config(name: str, **settings):
-    cfg = OmegaConf.load(config_dir() / "dataset" / f"{source_of(name)}.yaml")
-    cfg.name = name
-    cfg.download = False
-    for key, value in settings.items():
-        cfg[key] = value
-    return cfg
+    return compose_train(f"dataset={name}", "dataset.download=false",
+                         *(f"dataset.{key}={value}" for key, value in settings.items())).dataset
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])

@@ -1,4 +1,5 @@
-"""A dataset held as tensors on the training device, built from a dataset config."""
+"""A dataset built from a dataset config: held as tensors on the training
+device, or left in host memory and its cache file and streamed (placement.py)."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,8 +9,9 @@ import torch
 
 from lossbench.data.cifar import cifar_class_names, load_cifar
 from lossbench.data.digits import load_digits_split
-from lossbench.data.image_files import FILE_SOURCES, file_class_names, load_image_files
+from lossbench.data.image_files import FILE_SOURCES, DecodedSplit, file_class_names, load_image_files
 from lossbench.data.long_tail import long_tail_indices
+from lossbench.data.placement import Placement, choose_placement
 from lossbench.data.torchvision_sets import TORCHVISION_SETS, load_torchvision_set
 from lossbench.data.validation_split import validation_indices
 from lossbench.errors import UserError
@@ -20,29 +22,57 @@ SOURCES = {"digits": 10, "cifar10": 10, "cifar100": 100, "mnist": 10, "fashion_m
 
 @dataclass
 class Split:
+    """A split on the training device."""
+
     images: torch.Tensor  # (N, C, H, W) uint8
     labels: torch.Tensor  # (N,) int64
 
     def __len__(self) -> int:
         return self.labels.shape[0]
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+
+@dataclass
+class HostSplit:
+    """A split left where it was read: some rows of a host array, or of a
+    cache file's memmap, read a batch at a time."""
+
+    source: np.ndarray  # (M, C, H, W) uint8, an array or a np.memmap
+    rows: np.ndarray  # (N,) the rows of source in this split
+    labels: torch.Tensor  # (N,) int64, on the training device
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.source.shape[1:])
+
 
 @dataclass
 class ImageDataset:
     name: str
-    train: Split
-    val: Split | None  # given by the files, or held out of the training set (dataset.val_fraction); None without
-    test: Split
+    train: Split | HostSplit
+    val: Split | HostSplit | None  # given by the files, or held out of the training set (dataset.val_fraction); None without
+    test: Split | HostSplit
     num_classes: int
     class_names: list[str]  # in class order
     class_counts: list[int]  # training images per class, in class order (validation images left out)
     mean: torch.Tensor  # per channel, in [0, 1] units, of the training images
     std: torch.Tensor
     long_tailed: bool
+    placement: Placement
 
     @property
     def channels(self) -> int:
-        return self.train.images.shape[1]
+        return self.train.image_shape[0]
+
+    @property
+    def image_size(self) -> int:
+        return self.train.image_shape[-1]
 
 
 def source_of(name: str) -> str:
@@ -79,74 +109,89 @@ def _class_names(source: str, num_classes: int, data_dir: Path | None) -> list[s
     return [str(c) for c in range(num_classes)]
 
 
-def _read_files(cfg, data_dir: Path | None):
-    """Your own images: the arrays, the validation split the files give (or
-    None) and the class names."""
-    splits, class_names = load_image_files(cfg, data_dir)
-    val = splits.get("val")
-    return (splits["train"].images, splits["train"].labels, splits["test"].images, splits["test"].labels,
-            None if val is None else (val.images, val.labels), class_names)
-
-
-def _read_arrays(cfg, data_dir: Path):
-    source = source_of(cfg.name)
-    if source == "digits":
-        return load_digits_split(int(cfg.split_seed))
-    if source in TORCHVISION_SETS:
-        return load_torchvision_set(source, data_dir, bool(cfg.download), SOURCES[source])
-    return load_cifar(data_dir, SOURCES[source], bool(cfg.download), str(cfg.url), str(cfg.md5))
-
-
-def _channel_stats(images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(images).float().div_(255.0)
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
-    return mean, std
-
-
-def _split(images: np.ndarray, labels: np.ndarray, device: torch.device) -> Split:
-    return Split(torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device))
-
-
-def load_dataset(cfg, data_dir: Path, device: torch.device) -> ImageDataset:
-    """Read, validate, subsample to the configured long tail, hold out the
-    validation split and move to ``device``."""
+def _read(cfg, data_dir: Path | None) -> tuple[dict[str, DecodedSplit], list[str]]:
+    """The splits as read (train, test, and val where the files give one) and the class names."""
     source = source_of(str(cfg.name))
-    given_val = None
     if source in FILE_SOURCES:
-        train_x, train_y, test_x, test_y, given_val, class_names = _read_files(cfg, data_dir)
-        num_classes = len(class_names)
+        return load_image_files(cfg, data_dir)
+    if source == "digits":
+        arrays = load_digits_split(int(cfg.split_seed))
+    elif source in TORCHVISION_SETS:
+        arrays = load_torchvision_set(source, data_dir, bool(cfg.download), SOURCES[source])
     else:
-        train_x, train_y, test_x, test_y = _read_arrays(cfg, data_dir)
-        num_classes = num_classes_of(str(cfg.name))
-        class_names = _class_names(source, num_classes, data_dir)
-    present = np.unique(train_y)
+        arrays = load_cifar(data_dir, SOURCES[source], bool(cfg.download), str(cfg.url), str(cfg.md5))
+    train_x, train_y, test_x, test_y = arrays
+    return ({"train": DecodedSplit(train_x, train_y), "test": DecodedSplit(test_x, test_y)},
+            _class_names(source, SOURCES[source], data_dir))
+
+
+# pixels per chunk of the channel statistics (64 MB as float32)
+STATS_CHUNK_PIXELS = 2**24
+
+
+def channel_stats(images: np.ndarray, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (in [0, 1] units) of ``images[rows]``, a chunk
+    of images at a time so that a split larger than memory is never held whole."""
+    per_image = int(np.prod(images.shape[2:]))
+    chunk = max(1, STATS_CHUNK_PIXELS // per_image)
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for first in range(0, len(rows), chunk):
+        x = torch.from_numpy(np.ascontiguousarray(images[rows[first:first + chunk]])).float().div_(255.0)
+        total += x.sum(dim=(0, 2, 3), dtype=torch.float64)
+        squares += x.square().sum(dim=(0, 2, 3), dtype=torch.float64)
+    n = len(rows) * per_image
+    mean = total / n
+    std = ((squares - n * mean.square()) / max(n - 1, 1)).clamp_min(0).sqrt()
+    return mean.float(), std.float().clamp_min(1e-3)
+
+
+def _place(read: DecodedSplit, rows: np.ndarray, device: torch.device, on_device: bool) -> Split | HostSplit:
+    labels = torch.from_numpy(np.ascontiguousarray(read.labels[rows])).to(device)
+    if on_device:
+        return Split(torch.from_numpy(np.ascontiguousarray(read.images[rows])).to(device), labels)
+    return HostSplit(read.images, rows, labels)
+
+
+def load_dataset(cfg, data_dir: Path, device: torch.device, free_memory: int | None = None) -> ImageDataset:
+    """Read, validate, subsample to the configured long tail, hold out the
+    validation split and place on ``device`` or leave to be streamed there
+    (``free_memory``: the device's free bytes, where the caller knows better)."""
+    read, class_names = _read(cfg, data_dir)
+    num_classes = len(class_names)
+    train = read["train"]
+    present = np.unique(train.labels)
     if len(present) != num_classes:
         raise UserError(
             f"the {cfg.name} training set has images of {len(present)} classes, expected {num_classes}: "
             f"the data files are incomplete"
         )
+    # the splits as rows of what was read: nothing is copied until placed
+    rows = {split: np.arange(len(decoded.labels)) for split, decoded in read.items()}
     ratio = float(cfg.imbalance_ratio)
     if ratio != 1:
-        keep = long_tail_indices(train_y, num_classes, ratio, str(cfg.profile), int(cfg.subsample_seed))
-        train_x, train_y = train_x[keep], train_y[keep]
+        rows["train"] = long_tail_indices(train.labels, num_classes, ratio, str(cfg.profile), int(cfg.subsample_seed))
     # files that bring their own validation split are not carved further
-    fraction = 0 if given_val is not None else float(cfg.get("val_fraction") or 0)
-    val = None if given_val is None else _split(*given_val, device)
+    fraction = 0 if "val" in read else float(cfg.get("val_fraction") or 0)
     if fraction > 0:
-        keep, held = validation_indices(train_y, num_classes, fraction, int(cfg.val_seed))
-        val = _split(train_x[held], train_y[held], device)
-        train_x, train_y = train_x[keep], train_y[keep]
-    mean, std = _channel_stats(train_x)
+        keep, held = validation_indices(train.labels[rows["train"]], num_classes, fraction, int(cfg.val_seed))
+        read["val"] = train
+        rows["val"], rows["train"] = rows["train"][held], rows["train"][keep]
+    mean, std = channel_stats(train.images, rows["train"])
+    needed = sum(len(r) * int(np.prod(read[split].images.shape[1:])) for split, r in rows.items())
+    placement = choose_placement(cfg.on_device, needed, device, free_memory)
+    splits = {split: _place(read[split], r, device, placement.on_device) for split, r in rows.items()}
+    train_labels = train.labels[rows["train"]]
     return ImageDataset(
         name=str(cfg.name),
-        train=_split(train_x, train_y, device),
-        val=val,
-        test=_split(test_x, test_y, device),
+        train=splits["train"],
+        val=splits.get("val"),
+        test=splits["test"],
         num_classes=num_classes,
         class_names=class_names,
-        class_counts=np.bincount(train_y, minlength=num_classes).tolist(),
+        class_counts=np.bincount(train_labels, minlength=num_classes).tolist(),
         mean=mean.to(device),
         std=std.to(device),
         long_tailed=ratio > 1,
+        placement=placement,
     )

@@ -14,11 +14,14 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from lossbench.errors import UserError
 
@@ -32,7 +35,10 @@ BAD_IMAGE_CHOICES = ("error", "skip")
 CHANNEL_MODES = {1: "L", 3: "RGB"}
 FOLDER_LAYOUT = "DIR/train/<class>/<images>, DIR/test/<class>/<images> and optionally DIR/val/<class>/<images>"
 # bump when the decoding changes, so that older caches are not read
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+# images decoded per batch of threads; a progress bar from this many images
+DECODE_CHUNK = 512
+DECODE_PROGRESS_FROM = 2000
 
 
 @dataclass(frozen=True)
@@ -218,25 +224,60 @@ def _warn_skipped(file_path: str, reason: str) -> None:
     log.warning("skipping %s: cannot be read as an image (%s)", file_path, reason)
 
 
-def _decode_split(files: list[ImageFile], size: int, channels: int, on_bad_image: str, skipped: list) -> DecodedSplit:
-    images, labels = [], []
+def _decode_or_reason(file: ImageFile, size: int, channels: int, errors: tuple):
+    try:
+        return decode_image(file.path, size, channels), None
+    except errors as e:
+        return None, str(e) or type(e).__name__
+
+
+def decoding_threads() -> int:
+    # PIL releases the GIL while it decodes and resizes, so threads scale with the cores
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _decode_into(images: np.ndarray, files: list[ImageFile], size: int, channels: int, on_bad_image: str,
+                 skipped: list, desc: str) -> np.ndarray:
+    """Decode ``files`` into the rows of ``images`` (an array or a memmap)
+    and return the mask of the files that decoded."""
     errors = _decoding_errors()
-    for file in files:
-        try:
-            images.append(decode_image(file.path, size, channels))
-        except errors as e:
-            reason = str(e) or type(e).__name__
-            if on_bad_image == "error":
-                raise _refuse(file, reason) from None
-            _warn_skipped(str(file.path), reason)
-            skipped.append((str(file.path), reason))
-            continue
-        labels.append(file.label)
-    stacked = np.stack(images) if images else np.zeros((0, channels, size, size), np.uint8)
-    return DecodedSplit(stacked, np.asarray(labels, dtype=np.int64))
+    decoded = np.ones(len(files), dtype=bool)
+    with ThreadPoolExecutor(decoding_threads()) as pool, \
+            tqdm(total=len(files), desc=desc, unit="img", leave=False, dynamic_ncols=True,
+                 disable=len(files) < DECODE_PROGRESS_FROM) as bar:
+        # in chunks, so that decoded images never pile up far ahead of their copy
+        for first in range(0, len(files), DECODE_CHUNK):
+            chunk = files[first:first + DECODE_CHUNK]
+            results = pool.map(lambda file: _decode_or_reason(file, size, channels, errors), chunk)
+            for i, (file, (pixels, reason)) in enumerate(zip(chunk, results), start=first):
+                if pixels is not None:
+                    images[i] = pixels
+                    continue
+                if on_bad_image == "error":
+                    raise _refuse(file, reason)
+                _warn_skipped(str(file.path), reason)
+                skipped.append((str(file.path), reason))
+                decoded[i] = False
+            bar.update(len(chunk))
+    return decoded
+
+
+def _labels_of(files: list[ImageFile], decoded: np.ndarray) -> np.ndarray:
+    return np.asarray([f.label for f in files], dtype=np.int64)[decoded]
+
+
+def _decode_split(files: list[ImageFile], size: int, channels: int, on_bad_image: str, skipped: list,
+                  split: str) -> DecodedSplit:
+    """Decoded into memory (no cache folder to write to)."""
+    images = np.zeros((len(files), channels, size, size), np.uint8)
+    decoded = _decode_into(images, files, size, channels, on_bad_image, skipped, f"decoding {split}")
+    return DecodedSplit(images[decoded], _labels_of(files, decoded))
 
 
 # ---- cache --------------------------------------------------------------------
+# One folder per listing and decoding: <split>_images.npy (N, C, H, W) uint8,
+# <split>_labels.npy and skipped.json. Plain .npy files, so that a split larger
+# than memory is read as a memmap, and streamed from there.
 
 
 def _cache_key(listing: FileListing, size: int, channels: int) -> str:
@@ -255,40 +296,76 @@ def _cache_key(listing: FileListing, size: int, channels: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _read_cache(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            return {name: stored[name] for name in stored.files}
-    except (OSError, ValueError, EOFError, KeyError) as e:
-        log.warning("ignoring the unreadable image cache %s (%s): decoding the images again", path, e)
-        return None
-
-
-def _write_cache(path: Path, arrays: dict) -> None:
-    """Written to a temporary file and renamed, so that a concurrent run never
-    reads half a cache; a cache that cannot be written only costs decoding time."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    except OSError as e:
-        log.warning("cannot cache the decoded images in %s (%s): they will be decoded again next time",
-                    path.parent, e.strerror or e)
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        log.warning("cannot write the image cache %s (%s): the images will be decoded again next time",
-                    path, e.strerror or e)
-
-
 def cache_path(cfg, data_dir: Path, listing: FileListing) -> Path:
     key = _cache_key(listing, int(cfg.image_size), int(cfg.channels))
-    return data_dir / "cache" / f"{cfg.name}-{key}.npz"
+    return data_dir / "cache" / f"{cfg.name}-{key}"
+
+
+def _read_cache(folder: Path, splits) -> tuple[dict, list] | None:
+    """(the splits as memmaps, the skipped files), or None where there is no complete cache."""
+    if not folder.is_dir():
+        return None
+    try:
+        decoded = {split: DecodedSplit(np.load(folder / f"{split}_images.npy", mmap_mode="r"),
+                                       np.load(folder / f"{split}_labels.npy"))
+                   for split in splits}
+        skipped = [tuple(entry) for entry in json.loads((folder / "skipped.json").read_text())]
+    except (OSError, ValueError, EOFError) as e:
+        log.warning("ignoring the unreadable image cache %s (%s): decoding the images again", folder, e)
+        return None
+    return decoded, skipped
+
+
+def _decode_to_cache(folder: Path, listing: FileListing, size: int, channels: int, on_bad_image: str,
+                     skipped: list) -> bool:
+    """Decode every split into a temporary folder beside ``folder`` and rename
+    it into place, so that a concurrent run never reads half a cache. False
+    where the cache cannot be written (the caller decodes into memory)."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    except OSError as e:
+        log.warning("cannot cache the decoded images in %s (%s): they will be decoded again next time",
+                    folder.parent, e.strerror or e)
+        return False
+    try:
+        for split, files in listing.splits.items():
+            path = tmp / f"{split}_images.npy"
+            images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
+                                               shape=(len(files), channels, size, size))
+            decoded = _decode_into(images, files, size, channels, on_bad_image, skipped, f"decoding {split}")
+            if not decoded.all():
+                _keep_rows(path, images, decoded)
+            del images  # flushed and closed
+            np.save(tmp / f"{split}_labels.npy", _labels_of(files, decoded))
+        (tmp / "skipped.json").write_text(json.dumps(skipped))
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not folder.is_dir():
+                raise
+            shutil.rmtree(tmp)  # another run cached the same files first
+        return True
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.warning("cannot write the image cache %s (%s): the images will be decoded again next time",
+                    folder, e.strerror or e)
+        return False
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _keep_rows(path: Path, images: np.ndarray, keep: np.ndarray) -> None:
+    """Rewrite the .npy at ``path`` with only the rows of ``keep``, a chunk at a time."""
+    compact_path = path.with_name("kept_" + path.name)
+    rows = np.flatnonzero(keep)
+    compact = np.lib.format.open_memmap(compact_path, mode="w+", dtype=np.uint8, shape=(len(rows),) + images.shape[1:])
+    for first in range(0, len(rows), DECODE_CHUNK):
+        compact[first:first + DECODE_CHUNK] = images[rows[first:first + DECODE_CHUNK]]
+    compact.flush()
+    del compact
+    os.replace(compact_path, path)
 
 
 def _check_every_class_kept(train: DecodedSplit, class_names: list[str]) -> None:
@@ -312,27 +389,21 @@ def load_image_files(cfg, data_dir: Path | None):
 def _decoded_or_cached(cfg, data_dir: Path | None):
     listing = list_files(cfg)
     size, channels, on_bad_image = int(cfg.image_size), int(cfg.channels), str(cfg.on_bad_image)
-    path = cache_path(cfg, data_dir, listing) if data_dir is not None else None
-    stored = _read_cache(path) if path is not None else None
-    if stored is not None:
-        skipped = list(zip(stored["skipped_paths"].tolist(), stored["skipped_reasons"].tolist()))
-        if skipped and on_bad_image == "error":
-            raise UserError(
-                f"{skipped[0][0]} cannot be read as an image ({skipped[0][1]}): replace or remove it, or set "
-                f"dataset.on_bad_image=skip to leave unreadable images out"
-            )
+    folder = cache_path(cfg, data_dir, listing) if data_dir is not None else None
+    cached = _read_cache(folder, listing.splits) if folder is not None else None
+    decoded_now = cached is None
+    if cached is None and folder is not None:
+        if _decode_to_cache(folder, listing, size, channels, on_bad_image, []):
+            cached = _read_cache(folder, listing.splits)
+    if cached is None:
+        skipped = []
+        splits = {split: _decode_split(files, size, channels, on_bad_image, skipped, split)
+                  for split, files in listing.splits.items()}
+        return splits, listing.class_names
+    splits, skipped = cached
+    if skipped and on_bad_image == "error":
+        raise _refuse(ImageFile(Path(skipped[0][0]), skipped[0][0], -1), skipped[0][1])
+    if not decoded_now:  # decoding warned already
         for file_path, reason in skipped:
             _warn_skipped(file_path, reason)
-        splits = {split: DecodedSplit(stored[f"{split}_images"], stored[f"{split}_labels"])
-                  for split in listing.splits}
-        return splits, listing.class_names
-    skipped = []
-    splits = {split: _decode_split(files, size, channels, on_bad_image, skipped)
-              for split, files in listing.splits.items()}
-    if path is not None:
-        arrays = {f"{split}_{part}": getattr(decoded, part) for split, decoded in splits.items()
-                  for part in ("images", "labels")}
-        arrays["skipped_paths"] = np.asarray([p for p, _ in skipped], dtype=str)
-        arrays["skipped_reasons"] = np.asarray([r for _, r in skipped], dtype=str)
-        _write_cache(path, arrays)
     return splits, listing.class_names

@@ -17,7 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 import lossbench
-from lossbench.data import DeviceBatches, load_dataset
+from lossbench.data import batches_of, load_dataset
+from lossbench.data.placement import loader_workers
 from lossbench.data.augment import Normalize
 from lossbench.data.dataset import source_of
 from lossbench.errors import UserError
@@ -180,6 +181,7 @@ def build(cfg: DictConfig) -> Setup:
     log.info("%s: %d train / %d validation / %d test images; training images per class: %s; reported epoch: %s",
              data.name, len(data.train), len(data.val) if data.val else 0, len(data.test), data.class_counts,
              selection.by)
+    log.info("data: %s", data.placement.reason)
 
     channels_last = resolve_channels_last(cfg.trainer.channels_last, device)
     model = build_model(str(cfg.model.name), data.channels, data.num_classes)
@@ -193,12 +195,13 @@ def build(cfg: DictConfig) -> Setup:
 
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
     normalize = Normalize(data.mean, data.std, channels_last)
-    train_batches = DeviceBatches(
-        data.train, int(cfg.trainer.batch_size), normalize, generator, shuffle=True,
+    workers = loader_workers(cfg.dataset.loader_workers)
+    train_batches = batches_of(
+        data.train, int(cfg.trainer.batch_size), normalize, workers, generator=generator, shuffle=True,
         crop_padding=int(cfg.dataset.augment.crop_padding), flip=bool(cfg.dataset.augment.flip),
         views=loss_fn.views, sample_weights=_sample_weights(str(cfg.trainer.sampler), data),
     )
-    eval_batches = {name: DeviceBatches(split, int(cfg.trainer.eval_batch_size), normalize)
+    eval_batches = {name: batches_of(split, int(cfg.trainer.eval_batch_size), normalize, workers)
                     for name, split in (("val", data.val), ("test", data.test)) if split is not None}
     scheduler = build_scheduler(optimizer, cfg.sched, len(train_batches), epochs)
     groups = class_groups(data.class_counts) if data.long_tailed else None
@@ -210,6 +213,20 @@ def build(cfg: DictConfig) -> Setup:
     )
     return Setup(cfg, data, model, loss_fn, optimizer, scheduler, generator, trainer, groups,
                  class_weight_schedule(loss_fn, cfg.trainer, data.class_counts), selection)
+
+
+def _where_it_runs(run: Setup) -> dict:
+    """The summary's record of the machine; a resumed run may continue on another."""
+    return {
+        "device": str(run.trainer.device),
+        "device_name": device_name(run.trainer.device),
+        # torch's CPU threads (OMP_NUM_THREADS, or one per core): what a CPU run's speed depends on
+        "threads": torch.get_num_threads(),
+        "compile": run.trainer.compile_mode,
+        # on_device (one tensor per split) or streamed (DataLoader workers), and why
+        "data_placement": run.data.placement.name,
+        "data_placement_reason": run.data.placement.reason,
+    }
 
 
 def start(run: Setup, run_dir: RunDir) -> Progress:
@@ -224,12 +241,8 @@ def start(run: Setup, run_dir: RunDir) -> Progress:
         "loss": str(cfg.loss.name),
         "seed": int(cfg.seed),
         "data_dir": None if source_of(data.name) == "digits" else str(Path(str(cfg.paths.data_dir)).expanduser()),
-        "device": str(trainer.device),
-        "device_name": device_name(trainer.device),
-        # torch's CPU threads (OMP_NUM_THREADS, or one per core): what a CPU run's speed depends on
-        "threads": torch.get_num_threads(),
+        **_where_it_runs(run),
         "precision": trainer.precision.name,
-        "compile": trainer.compile_mode,
         "versions": _versions(),
         "class_names": data.class_names,
         "class_counts": data.class_counts,
@@ -262,8 +275,7 @@ def restore(run: Setup, run_dir: RunDir, state: dict) -> Progress:
     summary = run_dir.summary() or {}
     # where it trains now: a resumed run may continue on another machine
     summary.update(status="running", resumed_from_epoch=start_epoch - 1, epochs_planned=int(run.cfg.trainer.epochs),
-                   compile=run.trainer.compile_mode, device=str(run.trainer.device),
-                   device_name=device_name(run.trainer.device), threads=torch.get_num_threads())
+                   **_where_it_runs(run))
     log.info("resuming %s at epoch %d", run_dir.path, start_epoch)
     return Progress(start_epoch, summary, run_dir.truncate_metrics(start_epoch - 1), **state.get("progress", {}))
 

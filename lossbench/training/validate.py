@@ -5,6 +5,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossbench.checks import check_choice, check_flag, check_number
 from lossbench.data.dataset import num_classes_in, source_of
+from lossbench.data.placement import ON_DEVICE_CHOICES
 from lossbench.data.image_files import BAD_IMAGE_CHOICES, CHANNEL_MODES, FILE_SOURCES
 from lossbench.data.long_tail import PROFILES
 from lossbench.errors import UserError
@@ -77,6 +78,10 @@ def _check_dataset(dataset) -> None:
     check_number("dataset.val_seed", dataset.val_seed, 0, integer=True)
     check_number("dataset.augment.crop_padding", dataset.augment.crop_padding, 0, 16, integer=True)
     check_flag("dataset.augment.flip", dataset.augment.flip)
+    check_choice("dataset.on_device", dataset.on_device, ON_DEVICE_CHOICES)
+    if dataset.loader_workers != "auto":
+        check_number("dataset.loader_workers", dataset.loader_workers, 0, 64, integer=True,
+                     why=" (0 reads in the training process), or auto")
 
 
 def _check_trainer(trainer) -> None:
