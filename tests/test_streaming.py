@@ -98,18 +98,19 @@ def test_streamed_augmentation_is_a_crop_and_flip_of_the_batch():
                          shuffle=True, crop_padding=1, flip=True, views=2)
     images, labels = next(iter(batches))
     assert images.shape == (100, 1, 8, 8) and torch.equal(labels[:50], labels[50:])
-    originals = {tuple(streamed.train.source[r].flatten().tolist()): r for r in streamed.train.rows}
-    padded = {}
-    for key in originals:
-        padded[key] = torch.nn.functional.pad(torch.tensor(key, dtype=torch.float32).view(1, 8, 8), (1, 1, 1, 1))
+    originals = torch.from_numpy(streamed.train.source[streamed.train.rows]).float()
+    padded = torch.nn.functional.pad(originals, (1, 1, 1, 1))
+    # every crop offset and mirroring of every training image: (18, N, 64)
+    crops = torch.stack([(padded.flip(3) if f else padded)[:, :, dy:dy + 8, dx:dx + 8].flatten(1)
+                         for f in (0, 1) for dy in range(3) for dx in range(3)])
+    offsets = [(f, dy, dx) for f in (0, 1) for dy in range(3) for dx in range(3)]
     shifted, flipped = 0, 0
     for image in images:
-        # some original and offset give exactly this image, mirrored or not
-        candidates = [(dy, dx, f) for p in padded.values() for dy in range(3) for dx in range(3) for f in (0, 1)
-                      if torch.equal((p.flip(2) if f else p)[:, dy:dy + 8, dx:dx + 8], image)]
+        matches = (crops == image.flatten()).all(dim=2).any(dim=1)  # per offset: does some image give it
+        candidates = [offsets[i] for i in matches.nonzero().flatten().tolist()]
         assert candidates, "a streamed image is not a crop of any training image"
-        shifted += all((dy, dx) != (1, 1) for dy, dx, _ in candidates)
-        flipped += all(f for _, _, f in candidates)
+        shifted += all((dy, dx) != (1, 1) for _, dy, dx in candidates)
+        flipped += all(f for f, _, _ in candidates)
     assert shifted > 20 and flipped > 10  # offsets and flips both drawn (blank digits rows make some ambiguous)
 
 
