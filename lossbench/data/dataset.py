@@ -9,7 +9,8 @@ import torch
 
 from lossbench.data.cifar import cifar_class_names, load_cifar
 from lossbench.data.digits import load_digits_split
-from lossbench.data.image_files import FILE_SOURCES, DecodedSplit, file_class_names, load_image_files
+from lossbench.data.image_files import (FILE_SOURCES, SPLIT_LIST_SOURCES, DecodedSplit, file_class_names,
+                                        load_image_files)
 from lossbench.data.long_tail import long_tail_indices
 from lossbench.data.placement import Placement, choose_placement
 from lossbench.data.torchvision_sets import TORCHVISION_SETS, load_torchvision_set
@@ -192,6 +193,7 @@ def load_dataset(cfg, data_dir: Path, device: torch.device, free_memory: int | N
         class_counts=np.bincount(train_labels, minlength=num_classes).tolist(),
         mean=mean.to(device),
         std=std.to(device),
-        long_tailed=ratio > 1,
+        # ImageNet-LT's and Places-LT's training lists are long-tailed as given
+        long_tailed=ratio > 1 or str(cfg.name) in SPLIT_LIST_SOURCES,
         placement=placement,
     )

@@ -27,7 +27,9 @@ from lossbench.errors import UserError
 
 log = logging.getLogger("lossbench")
 
-FILE_SOURCES = ("image_folder", "csv")
+# ImageNet-LT and Places-LT: split lists over your ImageNet / Places365 (split_lists.py)
+SPLIT_LIST_SOURCES = ("imagenet_lt", "places_lt")
+FILE_SOURCES = ("image_folder", "csv", *SPLIT_LIST_SOURCES)
 SPLITS = ("train", "val", "test")
 # the suffixes torchvision's ImageFolder reads; anything else in a class folder is ignored
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -184,10 +186,18 @@ def list_csv(cfg) -> FileListing:
 
 
 def file_class_names(cfg) -> list[str]:
+    if str(cfg.name) in SPLIT_LIST_SOURCES:
+        from lossbench.data.split_lists import split_list_class_names  # here: split_lists imports this module
+
+        return split_list_class_names(cfg)
     return folder_class_names(cfg) if str(cfg.name) == "image_folder" else csv_class_names(cfg)
 
 
 def list_files(cfg) -> FileListing:
+    if str(cfg.name) in SPLIT_LIST_SOURCES:
+        from lossbench.data.split_lists import list_split_files
+
+        return list_split_files(cfg)
     return list_image_folder(cfg) if str(cfg.name) == "image_folder" else list_csv(cfg)
 
 
