@@ -25,7 +25,8 @@ def test_train_help_shows_the_config_groups(tmp_path):
     assert "lossbench train" in result.stdout
     (datasets,) = [line.split(": ", 1)[1] for line in result.stdout.splitlines() if line.startswith("dataset: ")]
     assert {"cifar10", "cifar100", "cifar100_lt", "cifar10_lt", "digits", "digits_lt", "mnist", "mnist_lt",
-            "fashion_mnist", "fashion_mnist_lt", "svhn", "svhn_lt"} <= set(datasets.split(", "))
+            "fashion_mnist", "fashion_mnist_lt", "svhn", "svhn_lt", "image_folder", "csv", "imagenet_lt",
+            "places_lt"} <= set(datasets.split(", "))
     assert "experiment: cifar10_fast, ldam_drw_cifar10_lt" in result.stdout
     for group in ("model:", "loss:", "optim:", "sched:", "trainer:", "paths:"):
         assert group in result.stdout
