@@ -1,4 +1,8 @@
-"""Model registry: every model reads its input channels and class count from the dataset."""
+"""Model registry: every model reads its input channels and class count from the dataset.
+
+MODELS are the networks lossbench defines; ``model=timm`` builds one of timm's
+instead (an optional extra, imported only then: lossbench.models.timm_backbone).
+"""
 
 from functools import partial
 
@@ -19,9 +23,19 @@ MODELS = {
 }
 
 
-def build_model(name: str, in_channels: int, num_classes: int) -> Classifier:
+def build_model(name: str, in_channels: int, num_classes: int, image_size: int | None = None,
+                **options) -> Classifier:
+    """The model ``name``; ``image_size`` (the side of the dataset's square
+    images) and ``options`` (the model config's other keys: arch, pretrained,
+    checkpoint) are read by ``timm`` only: lossbench's own networks take any size."""
+    if name == "timm":
+        if image_size is None:
+            raise ValueError("model=timm needs the dataset's image_size")
+        from lossbench.models.timm_backbone import timm_classifier
+
+        return timm_classifier(in_channels=in_channels, num_classes=num_classes, image_size=image_size, **options)
     if name not in MODELS:
-        raise UserError(f"model={name!r} is unknown: valid models are {', '.join(MODELS)}")
+        raise UserError(f"model={name!r} is unknown: valid models are {', '.join([*MODELS, 'timm'])}")
     return MODELS[name](in_channels=in_channels, num_classes=num_classes)
 
 
