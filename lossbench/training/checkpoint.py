@@ -11,9 +11,9 @@ import torch
 from lossbench.errors import UserError
 from lossbench.training.run_dir import RunDir
 
-# what must match for a checkpoint to continue under a config
+# what must match for a checkpoint to continue under a config (model.arch: model=timm's network)
 IDENTITY_KEYS = ("dataset.name", "dataset.imbalance_ratio", "dataset.profile", "dataset.val_fraction", "dataset.val_seed",
-                 "model.name", "loss.name")
+                 "model.name", "model.arch", "loss.name")
 
 
 def rng_state(generator: torch.Generator) -> dict:

@@ -84,6 +84,21 @@ def _check_dataset(dataset) -> None:
                      why=" (0 reads in the training process), or auto")
 
 
+def _check_model(model) -> None:
+    if model.name != "timm":
+        return
+    if not isinstance(model.arch, str) or not model.arch:
+        raise UserError(f"model.arch={model.arch!r} is invalid: it must be the name of a timm model, e.g. resnet18")
+    check_flag("model.pretrained", model.pretrained)
+    if model.checkpoint is not None and not isinstance(model.checkpoint, str):
+        raise UserError(f"model.checkpoint={model.checkpoint!r} is invalid: it must be the path of a weights file, "
+                        f"or null")
+    # timm installed, the arch known, the weights to be had: before any data is read
+    from lossbench.models.timm_backbone import check_options
+
+    check_options(model.arch, model.pretrained, model.checkpoint)
+
+
 def _check_trainer(trainer) -> None:
     for key in ("epochs", "batch_size", "eval_batch_size"):
         check_number(f"trainer.{key}", trainer[key], 1, integer=True)
@@ -113,6 +128,7 @@ def validate_config(cfg: DictConfig) -> None:
     check_number("seed", cfg.seed, 0, integer=True)
     _check_trainer(cfg.trainer)
     _check_dataset(cfg.dataset)
+    _check_model(cfg.model)
     _check_optim(cfg.optim)
     _check_sched(cfg.sched)
     # the loss's knob table, so that a bad knob is caught before any data is read (or downloaded)
