@@ -184,7 +184,7 @@ def build(cfg: DictConfig) -> Setup:
     log.info("data: %s", data.placement.reason)
 
     channels_last = resolve_channels_last(cfg.trainer.channels_last, device)
-    model = build_model(str(cfg.model.name), data.channels, data.num_classes, image_size=data.train.images.shape[-1],
+    model = build_model(str(cfg.model.name), data.channels, data.num_classes, image_size=data.image_size,
                         **{k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"})
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     loss_fn = build_loss(str(cfg.loss.name), num_classes=data.num_classes, embedding_dim=model.embedding_dim,
