@@ -2,6 +2,7 @@
 plotted data can be checked) that ``save`` writes as a PNG."""
 
 import io
+import math
 import textwrap
 from pathlib import Path
 
@@ -138,6 +139,26 @@ def _run_caption(run: Run) -> str:
     return "\n".join(lines)
 
 
+BY_COUNT = "class (by training count, most first)"
+SMALLER_NAMES_ABOVE = 30  # classes: more get a smaller font
+
+
+def class_axis(ax, labels: list[str], xlabel: str) -> None:
+    """A tick per class along x, the bars' order, named by ``labels``: set vertically where the names are long
+    or many, smaller where there are many, and only one class in n named where even then they would overlap
+    (100 classes on a panel a few inches wide); the axis label says so."""
+    count = len(labels)
+    vertical = count > 20 or max(map(len, labels), default=0) > 3
+    points = 7.0 if count <= SMALLER_NAMES_ABOVE else 5.0
+    # what one name takes along the axis: a line's height set vertically, its length lying
+    each = 1.3 * points if vertical else 0.6 * points * max(map(len, labels), default=1) + 4
+    room = ax.get_position().width * ax.figure.get_figwidth() * 72  # points
+    step = max(1, math.ceil(count * each / room))
+    ax.set_xticks(range(0, count, step), labels[::step], fontsize=points, rotation=90 if vertical else 0)
+    ax.set_xticks(range(count), minor=True)
+    ax.set_xlabel(xlabel + (f"; 1 in {step} named" if step > 1 else ""))
+
+
 def per_class_axes(ax, run: Run) -> None:
     """Last-epoch test accuracy per class, classes ordered by training count (most first)."""
     ax.set_title("per-class test accuracy (last epoch)")
@@ -149,11 +170,7 @@ def per_class_axes(ax, run: Run) -> None:
     groups = pd.Series([g if isinstance(g, str) else "" for g in pc["group"]] if "group" in pc else [""] * len(pc))
     accuracy = pc["test_acc_last"].to_numpy(dtype=float)
     ax.bar(range(len(pc)), accuracy, color=[GROUP_COLORS.get(g, "tab:gray") for g in groups])
-    named = "name" in pc and pc["name"].notna().all()
-    labels = [str(n) for n in pc["name"]] if named else [str(c) for c in pc["class"]]
-    long_labels = len(pc) > 20 or max(len(label) for label in labels) > 3
-    ax.set_xticks(range(len(pc)), labels, fontsize="x-small", rotation=90 if long_labels else 0)
-    ax.set_xlabel("class (by training count, most first)")
+    class_axis(ax, run.class_labels(pc["class"]), BY_COUNT)
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
     handles = [Patch(color=GROUP_COLORS[g], label=g) for g in ("head", "medium", "tail") if (groups == g).any()]
@@ -551,9 +568,9 @@ def posthoc_figure(run: Run) -> plt.Figure | None:
     per_class.bar(x - 0.2, raw[order], width=0.4, label=f"raw, balanced {results['test_balanced_acc']:.4f}")
     per_class.bar(x + 0.2, adjusted[order], width=0.4,
                   label=f"tau = {results['tau']:g}, balanced {results['test_balanced_acc_adjusted']:.4f}")
-    per_class.set_xticks(x, [str(c) for c in order], fontsize="x-small", rotation=90 if len(counts) > 20 else 0)
-    per_class.set(title="per-class test accuracy, logit adjustment fitted on validation",
-                  xlabel="class (by training count, most first)", ylabel="accuracy", ylim=(0, 1.05))
+    class_axis(per_class, run.class_labels(order), BY_COUNT)
+    per_class.set(title="per-class test accuracy, logit adjustment fitted on validation", ylabel="accuracy",
+                  ylim=(0, 1.05))
     per_class.legend(fontsize="small", loc="lower left")
     fig.suptitle(f"post-hoc: {run.label}")
     fig.tight_layout()

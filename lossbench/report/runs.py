@@ -111,6 +111,25 @@ class Run:
         groups = [g if isinstance(g, str) else "" for g in pc["group"]]  # empty cells read as NaN
         return groups if any(groups) else None
 
+    def class_names(self) -> list[str] | None:
+        """The classes' names in class order (None for a run from before names were recorded).
+        summary.json's first: per_class.csv read back turns a name such as "007" or "NA" into a number or a gap."""
+        names = self.summary.get("class_names")
+        if isinstance(names, list) and names:
+            return [str(name) for name in names]
+        pc = self.per_class
+        if pc is None or not {"class", "name"} <= set(pc.columns) or not pc["name"].notna().all():
+            return None
+        return [str(name) for name in pc.sort_values("class", kind="stable")["name"]]
+
+    def class_labels(self, classes) -> list[str]:
+        """Each of ``classes`` (indices) by its name, or by its index where the run recorded no names."""
+        classes = [int(c) for c in classes]
+        names = self.class_names()
+        if names is None or any(c >= len(names) for c in classes):
+            return [str(c) for c in classes]
+        return [names[c] for c in classes]
+
     def posthoc(self) -> dict:
         """The post-hoc steps of the selected epoch, redone from the saved logits
         where the run has them, else as its summary recorded them."""
