@@ -18,6 +18,7 @@ from lossbench.report.aggregate import (
     summarize_groups,
 )
 from lossbench.report.headline import headline
+from lossbench.report.per_class import PER_CLASS_CSV, PerClass, per_class_tables
 from lossbench.report.statistics import Comparison, Ranking, few_seeds_line, rank_across_settings
 from lossbench.report.render import EPOCH_NAMES, render_html, render_markdown, selection_sentence
 from lossbench.report.runs import Run, being_written, load_runs
@@ -39,6 +40,7 @@ class Report:
     epoch: str = "selected"  # whose numbers are compared
     left_out: list[str] = field(default_factory=list)  # what was not pooled, and why
     settings: list[str] = field(default_factory=list)  # what sets each compared setting apart ("" for one)
+    per_class: PerClass | None = None  # each group's test accuracy per class, where the runs hold it
 
 
 def _override_values(run: Run) -> dict:
@@ -107,6 +109,7 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
     compared = f"{epoch}_{COMPARED}"
     paired = [comparison for label, members in pooled.settings.items() if baseline
               for comparison in _in_setting(paired_differences(members, group_by, baseline, compared), label)]
+    per_class = per_class_tables(pooled.settings, group_by, baseline, epoch, groups)
     settings = settings_table(pooled.runs, group_by, compared)
     ranking = rank_across_settings(settings) if len(settings) >= 2 and settings.shape[1] >= 2 else None
     images = {}
@@ -129,10 +132,15 @@ def build_report(paths: list[str], out: str | None, group_by: str = "loss", base
                 images[f"post-hoc: {run.name}"] = figures.save(posthoc, out_dir / ("posthoc_" + _image_name(run)))
         table = runs_table(runs)
         table.to_csv(out_dir / "runs.csv", index=False, na_rep="")
+        if per_class is not None:
+            # the runs wrote their accuracies to 6 significant digits: more would be noise of the mean
+            per_class.table.to_csv(out_dir / PER_CLASS_CSV, index=False, na_rep="", float_format="%.6g")
+        else:  # an earlier report's, into the same folder, would pass for this one's
+            (out_dir / PER_CLASS_CSV).unlink(missing_ok=True)
         headlines = [headline([c for c in paired if c.setting == label], members, epoch, where=label)
                      for label, members in pooled.settings.items()]
         report = Report(runs, table, groups, paired, group_by, baseline, images, out_dir, ranking,
-                        " ".join(h for h in headlines if h), epoch, pooled.left_out, list(pooled.settings))
+                        " ".join(h for h in headlines if h), epoch, pooled.left_out, list(pooled.settings), per_class)
         (out_dir / "report.md").write_text(render_markdown(report))
         (out_dir / "report.html").write_text(render_html(report))
     except OSError as e:
@@ -185,7 +193,8 @@ def console_summary(report: Report) -> str:
         d = run.diagnosis()
         onset = f" since epoch {d.onset_epoch}" if d.onset_epoch is not None else ""
         lines.append(f"  {run.label:<40} [{run.status}] {d.label}{onset}")
-    lines.append(f"\nwrote {report.out_dir / 'report.html'}, report.md, runs.csv and {len(report.images)} figures")
+    tables = "runs.csv" + (f", {PER_CLASS_CSV}" if report.per_class is not None else "")
+    lines.append(f"\nwrote {report.out_dir / 'report.html'}, report.md, {tables} and {len(report.images)} figures")
     return "\n".join(lines)
 
 

@@ -13,6 +13,8 @@ from lossbench.formatting import format_mean_std, format_number
 from lossbench.report.aggregate import COMPARED, STAGES, group_label, run_metrics
 from lossbench.report.figures import (CURVES_FIGURE, GROUPS_FIGURE, PAIRED_FIGURE, TAIL_FIGURE, group_names, numeric_values,
                                       short_numbers)
+from lossbench.report.headline import selected_by
+from lossbench.report.per_class import PER_CLASS_CSV
 from lossbench.report.runs import being_written
 from lossbench.report.statistics import few_seeds_line
 
@@ -117,6 +119,45 @@ def ranking_intro(report) -> str:
             f"{r.settings} settings, averaged.{test}")
 
 
+def epoch_words(runs, epoch: str) -> str:
+    """The compared epoch as the report names it elsewhere: the selected one as the headline does
+    ("validation-selected epoch"), the others as the tables do ("final epoch")."""
+    if epoch != "selected":
+        return f"{EPOCH_NAMES[epoch]} epoch"
+    by = selected_by(runs, epoch)
+    if by == "last-epoch":
+        return "selected epoch (the last: no run had a validation split to select by)"
+    return f"{by} epoch"
+
+
+def per_class_intro(report) -> str:
+    p = report.per_class
+    against = (f", and each group's difference from `{report.group_by}={report.baseline}`'s (positive: the group is "
+               "better on that class)" if p.differences else "")
+    order = ("by training count, most first" if all(p.head_first) else "in class order" if not any(p.head_first)
+             else "by training count, most first, where the data is long-tailed, else in class order")
+    notes = " ".join(p.notes)
+    return (f"Test accuracy per class at the {epoch_words(report.runs, report.epoch)}: each `{report.group_by}` "
+            f"group's mean over its runs{against}. Classes {order}. {notes + ' ' if notes else ''}The whole table, "
+            f"every class, is in `{PER_CLASS_CSV}` beside this report.")
+
+
+def _count_text(value) -> str:
+    """A class's training images: a whole number, or the runs' mean where they differ."""
+    return format_number(None if pd.isna(value) else int(value) if float(value).is_integer() else float(value), 1)
+
+
+def per_class_table(report) -> pd.DataFrame:
+    p = report.per_class
+    shown = p.shown
+    table = pd.DataFrame({"class": shown["name"].astype(str), "training images": shown["train_count"].map(_count_text)})
+    if "setting" in shown:
+        table.insert(0, "setting", shown["setting"])
+    for column in p.groups + p.differences:
+        table[column] = [format_number(None if pd.isna(v) else float(v)) for v in shown[column]]
+    return table.reset_index(drop=True)
+
+
 DIAGNOSIS_INTRO = (
     "Judged on each run's curves over its last quarter of epochs: the trends of train and test loss (the training "
     "loss above its floor), test accuracy against chance and against its best, the train-test gap, the learning rate "
@@ -159,6 +200,8 @@ def _sections(report):
     if report.ranking is not None:
         yield "Across settings", ranking_intro(report), ranking_table(report), [
             t for t in report.images if t == "average rank across settings"]
+    if report.per_class is not None:
+        yield "Per class", per_class_intro(report), per_class_table(report), []
     yield "Diagnosis", DIAGNOSIS_INTRO, diagnosis_table(report), []
     yield "Runs", "", None, [name for run in report.runs
                              for name in (run.name, f"post-hoc: {run.name}") if name in report.images]
