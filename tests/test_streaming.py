@@ -29,14 +29,17 @@ def _digits(*overrides, free_memory=None):
 
 
 def test_auto_holds_what_fits_in_half_the_free_memory_and_streams_the_rest():
-    # digits: 1,797 images of 64 bytes = 115,008 bytes in all splits
-    held = _digits(free_memory=2 * 115_008)
+    # digits: 1,797 images of 64 bytes = 115,008 bytes in all splits, and
+    # 3 x 1,295 x 64 = 248,640 for an epoch's copies of the training split
+    needed = 115_008 + 248_640
+    held = _digits(free_memory=2 * needed)
     assert held.placement.on_device and isinstance(held.train, Split) and isinstance(held.test, Split)
-    assert "115.0 kB" not in held.placement.reason and "within half of the 0.2 MB free" in held.placement.reason
-    streamed = _digits(free_memory=2 * 115_008 - 1)
+    assert held.placement.reason == "held on cpu: 0.4 MB, within half of the 0.7 MB free"
+    streamed = _digits(free_memory=2 * needed - 1)
     assert not streamed.placement.on_device and streamed.placement.name == "streamed"
     assert isinstance(streamed.train, HostSplit) and isinstance(streamed.val, HostSplit)
-    assert "more than half of the 0.2 MB free" in streamed.placement.reason
+    assert streamed.placement.reason == ("streamed to cpu by DataLoader workers: 0.4 MB is more than half of the "
+                                         "0.7 MB free")
     # the same images and labels either way, nothing copied to the host split
     for split in ("train", "val", "test"):
         a, b = getattr(held, split), getattr(streamed, split)

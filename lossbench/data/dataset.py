@@ -12,7 +12,7 @@ from lossbench.data.digits import load_digits_split
 from lossbench.data.image_files import (FILE_SOURCES, SPLIT_LIST_SOURCES, DecodedSplit, file_class_names,
                                         load_image_files)
 from lossbench.data.long_tail import long_tail_indices
-from lossbench.data.placement import Placement, choose_placement
+from lossbench.data.placement import Placement, bytes_on_device, choose_placement
 from lossbench.data.torchvision_sets import TORCHVISION_SETS, load_torchvision_set
 from lossbench.data.validation_split import validation_indices
 from lossbench.errors import UserError
@@ -179,7 +179,7 @@ def load_dataset(cfg, data_dir: Path, device: torch.device, free_memory: int | N
         read["val"] = train
         rows["val"], rows["train"] = rows["train"][held], rows["train"][keep]
     mean, std = channel_stats(train.images, rows["train"])
-    needed = sum(len(r) * int(np.prod(read[split].images.shape[1:])) for split, r in rows.items())
+    needed = bytes_on_device({split: len(r) * int(np.prod(read[split].images.shape[1:])) for split, r in rows.items()})
     placement = choose_placement(cfg.on_device, needed, device, free_memory)
     splits = {split: _place(read[split], r, device, placement.on_device) for split, r in rows.items()}
     train_labels = train.labels[rows["train"]]

@@ -3,9 +3,10 @@ per split (the fast path: batches are slices of it), or in host memory and its
 cache file, read a batch at a time by DataLoader workers (the path for data
 larger than the device).
 
-``dataset.on_device=auto`` holds the data on the device when all its splits
-take at most half of the memory the device has free: the other half is left
-for the model, its activations and the optimizer."""
+``dataset.on_device=auto`` holds the data on the device when all its splits,
+and the copies of the training split that an epoch's shuffle and augmentation
+make, take at most half of the memory the device has free: the other half is
+left for the model, its activations and the optimizer."""
 
 import os
 from dataclasses import dataclass
@@ -15,6 +16,14 @@ import torch
 ON_DEVICE_CHOICES = ("auto", True, False)
 # of the device's free memory, the share the data may take under auto
 DEVICE_SHARE = 0.5
+# an epoch on the device holds the training split shuffled, padded and cropped
+# (and flipped) besides the split itself
+EPOCH_COPIES = 3
+
+
+def bytes_on_device(split_bytes: dict[str, int]) -> int:
+    """What holding the splits on the device costs at the peak of an epoch."""
+    return sum(split_bytes.values()) + EPOCH_COPIES * split_bytes["train"]
 
 
 @dataclass(frozen=True)
