@@ -238,7 +238,8 @@ def start(run: Setup, run_dir: RunDir) -> Progress:
         "epochs_planned": int(cfg.trainer.epochs),
         "epochs_completed": 0,
         "dataset": data.name,
-        "model": str(cfg.model.name),
+        # timm's networks by their own name
+        "model": f"timm/{cfg.model.arch}" if cfg.model.name == "timm" else str(cfg.model.name),
         "loss": str(cfg.loss.name),
         "seed": int(cfg.seed),
         "data_dir": None if source_of(data.name) == "digits" else str(Path(str(cfg.paths.data_dir)).expanduser()),
