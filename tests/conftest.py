@@ -1,9 +1,10 @@
-import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers.cli import lossbench
+from helpers.threads import TEST_THREADS
 from synthetic_cifar import write_synthetic_cifar10
 
 
@@ -25,7 +26,11 @@ def diverged_run(tmp_path_factory):
     return result, run
 
 
+# Keep CPU tests from oversubscribing the machine, in this process and the
+# processes it starts.
+torch.set_num_threads(int(TEST_THREADS))
+
+
 @pytest.fixture(autouse=True)
 def _quiet_threads(monkeypatch):
-    # Keep CPU tests from oversubscribing a 2-core machine.
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
+    monkeypatch.setenv("OMP_NUM_THREADS", TEST_THREADS)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.threads import TEST_THREADS
+
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -22,7 +24,7 @@ def load_script(name: str):
 
 
 def run_script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "OMP_NUM_THREADS": TEST_THREADS}
     result = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), *args], cwd=cwd, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

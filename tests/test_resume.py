@@ -17,6 +17,7 @@ from lossbench.errors import UserError
 from lossbench.training.checkpoint import check_resumable
 from lossbench.training.folder_lock import read_owner
 from lossbench.training.run_dir import RunDir
+from helpers.threads import TEST_THREADS
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
 
@@ -30,7 +31,7 @@ def _rows(run_dir):
 
 
 def _start(cwd, *args):
-    return subprocess.Popen([LOSSBENCH, "train", *args], cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "2"},
+    return subprocess.Popen([LOSSBENCH, "train", *args], cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": TEST_THREADS},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -18,6 +18,7 @@ from lossbench.training.search import run_search
 from lossbench.training.sweep import job_dir_name
 from helpers.cli import LOSSBENCH, epoch_lines, expected_epoch_lines, lossbench
 from helpers.training import read_rows
+from helpers.threads import TEST_THREADS
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
 
@@ -51,7 +52,7 @@ def _wait_for(predicate, timeout=180):
 
 
 def _start(tmp_path, *args):
-    return subprocess.Popen([LOSSBENCH, "train", *args], cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "2"},
+    return subprocess.Popen([LOSSBENCH, "train", *args], cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": TEST_THREADS},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -158,7 +159,7 @@ def test_a_finished_sweep_launched_again_points_to_it(tmp_path):
 
 def test_an_interrupted_sweep_prints_the_command_that_continues_it(tmp_path):
     process = subprocess.Popen([LOSSBENCH, "train", "-m", "dataset=digits", "loss=ce,focal", "trainer.epochs=3",
-                                "trainer.progress=false"], cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "2"},
+                                "trainer.progress=false"], cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": TEST_THREADS},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     sweeps = tmp_path / "results" / "multirun"
     _wait_for(lambda: any(len(read_rows(j)) >= 1 for j in sweeps.glob("*/*/1_*") if (j / "metrics.csv").exists()))

@@ -31,13 +31,12 @@ def _timm():
 def refusal(capsys, monkeypatch, tmp_path, *overrides) -> str:
     """The one line `lossbench train` prints for a refused command (exit 2, no traceback)."""
     monkeypatch.chdir(tmp_path)
-    # the command holds its run folder until the process ends: here, until this test ends
-    monkeypatch.setattr(folder_lock, "_held", {})
     with pytest.raises(SystemExit) as exit_:
         main(["train", "dataset=digits", "trainer.progress=false", *overrides])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
+    assert not folder_lock._held, "a refused command still holds its run folder"
     assert "Traceback" not in err and lines[-1].startswith("lossbench train: error: "), err
     assert [line for line in lines if "error" in line.lower()] == [lines[-1]], err
     return lines[-1].removeprefix("lossbench train: error: ")

@@ -31,7 +31,7 @@ from lossbench.training.sweep import SweepFinished, continue_command, is_multiru
 from lossbench.training.sweep_summary import sweep_end
 from lossbench.formatting import format_summary_table
 from lossbench.training.run import run_training
-from lossbench.training.folder_lock import LOCK_NAME, FolderBusy, claim, live_owner, new_folder
+from lossbench.training.folder_lock import LOCK_NAME, FolderBusy, FolderLock, claim, live_owner, new_folder
 from lossbench.training.run_dir import RunDir
 from lossbench.training.run_files import write_config_record
 from lossbench.training.stop_signals import stop_on_signals
@@ -139,8 +139,9 @@ def _pinned(overrides: list[str], run_dir: Path, resume: bool) -> list[str]:
     return [*kept, *([f"trainer.resume={value}"] if resume else []), f"hydra.run.dir={value}"]
 
 
-def claim_run_folder(overrides: list[str]) -> list[str]:
-    """A single run holds its folder before Hydra writes anything, and Hydra is pointed at it.
+def claim_run_folder(overrides: list[str]) -> tuple[list[str], FolderLock]:
+    """A single run holds its folder before Hydra writes anything, and Hydra is
+    pointed at it: (the overrides that point it there, the hold to release).
 
     The folder is the run to continue (``trainer.resume=DIR``, or with ``auto``
     the newest unfinished run of this config that no other process holds), the
@@ -163,8 +164,8 @@ def claim_run_folder(overrides: list[str]) -> list[str]:
         for target in candidates:
             check_resumable(target, config)
             try:
-                claim(target)
-                return _pinned(overrides, target, resume=True)
+                lock = claim(target)
+                return _pinned(overrides, target, resume=True), lock
             except FolderBusy as e:
                 busy.append(e)
         if len(busy) == 1:
@@ -172,11 +173,11 @@ def claim_run_folder(overrides: list[str]) -> list[str]:
         raise UserError("trainer.resume=auto: every unfinished run of this config is being written: "
                         + "; ".join(f"{e.folder} by {e.owner.describe()}" for e in busy))
     if any(o.startswith("hydra.run.dir=") for o in overrides):
-        claim(run_dir, remove_if_empty=not run_dir.exists())
+        lock = claim(run_dir, remove_if_empty=not run_dir.exists())
     else:
         run_dir = new_folder(run_dir)
-        claim(run_dir, remove_if_empty=True)
-    return _pinned(overrides, run_dir, resume=False)
+        lock = claim(run_dir, remove_if_empty=True)
+    return _pinned(overrides, run_dir, resume=False), lock
 
 
 def _wait_for_other_launches(sweep_dir: Path, progress: bool) -> None:
@@ -245,12 +246,12 @@ def train_main(overrides: list[str]) -> None:
         except UserError as e:
             _error(str(e))
             raise SystemExit(UserError.exit_code) from None
-    sweep_dir = None
+    sweep_dir, run_folder = None, None
     try:
         if is_multirun(overrides):
             overrides, sweep_dir = plan_sweep(overrides, output_dir_of(overrides), rerun=rerun)
         elif not any(a.startswith("-") for a in overrides):
-            overrides = claim_run_folder(overrides)
+            overrides, run_folder = claim_run_folder(overrides)
     except SweepFinished as e:
         # nothing failed: what the command asks for exists (a relaunch in a script, a requeued job)
         where = shlex.quote(str(e.sweep))
@@ -276,6 +277,10 @@ def train_main(overrides: list[str]) -> None:
         print(f"continue the sweep with: {continue_command(sweep_dir)}", file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED) from None
     finally:
+        if run_folder is not None:
+            # the command's own hold (the job's is released already): an
+            # in-process caller goes on without the folder held
+            run_folder.release()
         if sweep_dir is not None and sweep_dir.is_dir() and not any(sweep_dir.iterdir()):
             sweep_dir.rmdir()  # Hydra stopped before any job: leave no empty sweep behind
     if sweep_dir is not None and sweep_dir.is_dir():

@@ -6,11 +6,13 @@ import shutil
 import subprocess
 import sys
 
+from helpers.threads import TEST_THREADS
+
 LOSSBENCH = shutil.which("lossbench") or os.path.join(os.path.dirname(sys.executable), "lossbench")
 
 
 def lossbench(*args, cwd, env=None, timeout=240):
-    full_env = {**os.environ, "OMP_NUM_THREADS": "2", **(env or {})}
+    full_env = {**os.environ, "OMP_NUM_THREADS": TEST_THREADS, **(env or {})}
     return subprocess.run(
         [LOSSBENCH, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
