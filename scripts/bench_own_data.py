@@ -75,13 +75,13 @@ def lossbench_command() -> str:
     return shutil.which("lossbench") or str(Path(sys.executable).with_name("lossbench"))
 
 
-def run(root: Path, data_dir: Path, out: Path, size: int, model: str, epochs: int, *overrides: str) -> dict:
+def run(root: Path, data_dir: Path, out: Path, size: int, model: str, epochs: int, batch: int, *overrides: str) -> dict:
     """One `lossbench train`: seconds until its data is ready, the path it took
     and the epoch time as a user waits for it (between two epochs' log lines:
     training, evaluation and the files written)."""
     command = [lossbench_command(), "train", "dataset=image_folder", f"dataset.root={root}",
                f"dataset.image_size={size}", f"model={model}", "trainer=quick", "sched=cosine",
-               f"trainer.epochs={epochs}", "trainer.progress=false", f"paths.data_dir={data_dir}",
+               f"trainer.epochs={epochs}", f"trainer.batch_size={batch}", "trainer.progress=false", f"paths.data_dir={data_dir}",
                f"hydra.run.dir={out}", *overrides]
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="the JPEGs' side, and dataset.image_size")
     parser.add_argument("--model", default="small_cnn")
     parser.add_argument("--epochs", type=int, default=3, help="at least 2")
+    parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--keep", type=Path, help="write the images here and keep them (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -127,15 +128,15 @@ def main() -> None:
                     [(1, f"{one:,.0f}", "1.00 (baseline)"), (threads, f"{many:,.0f}", f"{many / one:.2f}")]))
 
         data_dir = work / "data"
-        first = run(root, data_dir, work / "first", args.size, args.model, args.epochs, "dataset.on_device=true")
-        second = run(root, data_dir, work / "second", args.size, args.model, args.epochs, "dataset.on_device=true")
+        first = run(root, data_dir, work / "first", args.size, args.model, args.epochs, args.batch, "dataset.on_device=true")
+        second = run(root, data_dir, work / "second", args.size, args.model, args.epochs, args.batch, "dataset.on_device=true")
         print(table("Start of a run: launch until the data is ready", ("cache", "seconds", "ratio"),
                     [("empty (decodes)", f"{first['ready_s']:.1f}", "1.00 (baseline)"),
                      ("written by the first run", f"{second['ready_s']:.1f}",
                       f"{second['ready_s'] / first['ready_s']:.2f}")]))
 
         workers = loader_workers("auto")
-        streamed = [run(root, data_dir, work / f"streamed{w}", args.size, args.model, args.epochs,
+        streamed = [run(root, data_dir, work / f"streamed{w}", args.size, args.model, args.epochs, args.batch,
                         "dataset.on_device=false", f"dataset.loader_workers={w}") for w in (0, workers)]
         rows = [("on the device", "-", f"{second['epoch_s']:.2f}", "1.00 (baseline)")]
         rows += [("streamed", w, f"{s['epoch_s']:.2f}", f"{s['epoch_s'] / second['epoch_s']:.2f}")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers.threads import TEST_THREADS
+from lossbench.data.placement import loader_workers
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
 
@@ -122,3 +123,23 @@ def test_bad_arguments_fail_in_one_line(monkeypatch, capsys, script, args, messa
     assert exit_.value.code == 2
     assert "Traceback" not in stderr
     assert message in stderr.splitlines()[-1]
+
+
+def test_own_data_tables_on_cpu(tmp_path):
+    result = run_script("bench_own_data", "--images", "60", "--size", "8", "--epochs", "2", "--batch", "16", "--keep",
+                        str(tmp_path / "images"), cwd=tmp_path)
+    assert len(list((tmp_path / "images").rglob("*.jpg"))) == 60
+    out = result.stdout
+    decode = [r for r in table_rows(out) if r[0].isdigit()]
+    assert [r[0] for r in decode][0] == "1" and decode[0][2] == "1.00 (baseline)"
+    one, many = (float(r[1].replace(",", "")) for r in decode)
+    assert float(decode[1][2]) == pytest.approx(many / one, rel=0.01, abs=0.01)
+    starts = {r[0]: r for r in table_rows(out) if r[0].startswith(("empty", "written"))}
+    assert starts["empty (decodes)"][2] == "1.00 (baseline)"
+    assert float(starts["written by the first run"][2]) == pytest.approx(
+        float(starts["written by the first run"][1]) / float(starts["empty (decodes)"][1]), abs=0.02)
+    epochs = [r for r in table_rows(out) if r[0] in ("on the device", "streamed")]
+    workers = str(loader_workers("auto"))
+    assert [r[:2] for r in epochs] == [["on the device", "-"], ["streamed", "0"], ["streamed", workers]]
+    # each run took the path its row names
+    assert "held on cpu" in out and "as dataset.on_device=false asks" in out
