@@ -16,6 +16,10 @@ from lossbench.training.selection import Selection, selection_for
 from lossbench.training.sweep import job_order
 
 DEFAULT_SELECT_METRIC = "val_balanced_acc"
+# copies of a run's files that are not runs: an earlier attempt's (a sweep's
+# failed job run again), and the trackers' (MLflow's artifacts beside its
+# store, W&B's files in <run>/wandb/)
+NOT_RUNS = ("attempts", "mlartifacts", "wandb")
 
 
 @dataclass
@@ -169,7 +173,7 @@ def find_run_dirs(paths: list[str]) -> list[Path]:
         if not root.exists():
             raise UserError(f"{root} does not exist: give a run directory, a multirun directory or a folder of runs")
         runs = {p.parent for name in (RunDir.METRICS, RunDir.SUMMARY) for p in root.rglob(name)}
-        found += sorted((r for r in runs if "attempts" not in r.relative_to(root).parts),
+        found += sorted((r for r in runs if not set(NOT_RUNS) & set(r.relative_to(root).parts)),
                         key=lambda p: [job_order(s) for s in p.parts])
     if not found:
         raise UserError(

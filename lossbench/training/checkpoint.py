@@ -67,6 +67,7 @@ def _comparable(config: dict) -> dict:
     config = json.loads(json.dumps(config, default=str))
     config.get("trainer", {}).pop("resume", None)
     config.get("trainer", {}).pop("progress", None)
+    config.get("trainer", {}).pop("loggers", None)
     config.pop("paths", None)
     return config
 

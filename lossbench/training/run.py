@@ -27,6 +27,7 @@ from lossbench.losses.class_weights import class_weights
 from lossbench.models import build_model
 from lossbench.diagnosis import RunFacts, diagnose
 from lossbench.posthoc import posthoc_results
+from lossbench.tracking import Trackers, start_tracking
 from lossbench.training.device import (
     device_name,
     prepare_compile,
@@ -153,8 +154,9 @@ def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None
             run_dir.refuse_existing_run()
         setup = build(cfg)
         progress = restore(setup, run_dir, state) if resume else start(setup, run_dir)
+        trackers = start_tracking(cfg, run_dir.path, progress.summary, progress.rows)
         with epoch_lines_in_files_only(progress_bar=bool(cfg.trainer.progress)):
-            return fit(setup, progress, run_dir, stop, started)
+            return fit(setup, progress, run_dir, stop, started, trackers)
 
 
 def build(cfg: DictConfig) -> Setup:
@@ -282,7 +284,7 @@ def restore(run: Setup, run_dir: RunDir, state: dict) -> Progress:
     return Progress(start_epoch, summary, run_dir.truncate_metrics(start_epoch - 1), **state.get("progress", {}))
 
 
-def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float) -> dict:
+def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float, trackers=Trackers()) -> dict:
     cfg, trainer, loss_fn, summary = run.cfg, run.trainer, run.loss_fn, progress.summary
     epochs = int(cfg.trainer.epochs)
     run_dir.write_summary(summary)
@@ -308,6 +310,7 @@ def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float) -
             row = {"epoch": epoch, **trained, **{k: v for e in evaluated.values() for k, v in e.row.items()}}
             metrics.append(row)
             progress.rows.append(row)
+            trackers.log_epoch(row)
             log_epoch(row, epochs)
             if trained["nonfinite_steps"] > 0 and not trainer.skip_nonfinite or not math.isfinite(row["train_loss"]):
                 # last.pt keeps the last good epoch
@@ -342,6 +345,7 @@ def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float) -
         summary["wall_time_s"] = wall_before + time.perf_counter() - started
         summary["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         run_dir.write_summary(summary)
+        trackers.finish(summary)
     return summary
 
 

@@ -10,6 +10,7 @@ from lossbench.data.image_files import BAD_IMAGE_CHOICES, CHANNEL_MODES, FILE_SO
 from lossbench.data.long_tail import PROFILES
 from lossbench.errors import UserError
 from lossbench.losses import loss_class
+from lossbench.tracking import LOGGERS, check_installed
 from lossbench.training.compose import resolved
 from lossbench.training.device import PRECISIONS
 from lossbench.training.optim import OPTIMIZERS, SCHEDULES
@@ -99,6 +100,18 @@ def _check_model(model) -> None:
     check_options(model.arch, model.pretrained, model.checkpoint)
 
 
+def _check_loggers(loggers) -> None:
+    if not OmegaConf.is_list(loggers):
+        raise UserError(f"trainer.loggers={loggers!r} is invalid: it must be a list of {', '.join(LOGGERS)}, "
+                        f"e.g. [tensorboard,mlflow], or [] for none")
+    for name in loggers:
+        check_choice("trainer.loggers", name, LOGGERS)
+    if len(set(loggers)) < len(loggers):
+        raise UserError(f"trainer.loggers={list(loggers)} is invalid: name each tracker once")
+    for name in loggers:
+        check_installed(name, f"trainer.loggers=[{','.join(loggers)}]")
+
+
 def _check_trainer(trainer) -> None:
     for key in ("epochs", "batch_size", "eval_batch_size"):
         check_number(f"trainer.{key}", trainer[key], 1, integer=True)
@@ -117,6 +130,7 @@ def _check_trainer(trainer) -> None:
                      why=", or null for no clipping")
     check_choice("trainer.select_metric", trainer.select_metric, SELECTABLE)
     compile_mode(trainer.compile)
+    _check_loggers(trainer.loggers)
 
 
 def loss_knobs(cfg: DictConfig) -> dict:
