@@ -1,4 +1,4 @@
-"""The ``lossbench`` command: ``train`` (a Hydra app), ``report`` and ``losses``."""
+"""The ``lossbench`` command: ``train`` (a Hydra app), ``report``, ``export`` and ``losses``."""
 
 import argparse
 import sys
@@ -15,17 +15,19 @@ commands:
            (lossbench train --help lists the config groups and defaults)
   report   curves, comparisons across seeds and a diagnosis of runs, sweeps
            or results folders (report.html, report.md, runs.csv, PNGs)
+  export   log runs and sweeps that already ran to MLflow or TensorBoard
   losses   list the losses, or show one loss's formula, knobs and paper
 
 examples:
   lossbench train dataset=digits
   lossbench train -m loss=ce,label_smoothing seed=0,1
   lossbench report results/multirun/2026-11-22/10-00-00
+  lossbench export mlflow results/multirun/2026-11-22/10-00-00
   lossbench losses label_smoothing
 """
 
 
-COMMANDS = ("train", "report", "losses")
+COMMANDS = ("train", "report", "export", "losses")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--include-unfinished", action="store_true",
                         help="pool failed, interrupted and running runs too (default: shown, not pooled)")
     report.add_argument("--out", help="output directory (default: PATH/report/ for one PATH, ./report/ for several)")
+    export = commands.add_parser("export", help="log runs to a tracker")
+    export.add_argument("tool", choices=("mlflow", "tensorboard"), help="the tracker: mlflow or tensorboard")
+    export.add_argument("paths", nargs="+", metavar="PATH", help="a run, a multirun or any folder holding runs")
+    export.add_argument("--tracking-uri", help="mlflow's store (default: MLFLOW_TRACKING_URI, else "
+                                               "sqlite:///<output dir>/mlflow.db, the output dir being the folder "
+                                               "holding PATH's runs/, multirun/ or search/, else the current one)")
+    export.add_argument("--logdir", help="tensorboard's log directory, a folder per run or sweep inside (default: "
+                                         "where a training run logs: <sweep>/tensorboard/<job>, <run>/tensorboard)")
     losses = commands.add_parser("losses", help="list the losses or show one")
     losses.add_argument("names", nargs="*", metavar="NAME", help="one or more loss names")
     return parser
@@ -74,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             from lossbench.report.build import report_main
 
             report_main(args.paths, args.out, args.group_by, args.baseline, args.epoch, args.include_unfinished)
+        elif args.command == "export":
+            from lossbench.tracking.export import export_main
+
+            export_main(args.tool, args.paths, args.tracking_uri, args.logdir)
         else:
             parser.print_help()
     except UserError as e:

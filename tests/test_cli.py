@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "n
 def test_help_lists_the_subcommands(tmp_path):
     result = lossbench("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("train", "report", "losses"):
+    for command in ("train", "report", "export", "losses"):
         assert f"  {command} " in result.stdout
 
 

@@ -5,7 +5,7 @@ import pytest
 import lossbench
 from lossbench.cli import main
 
-USAGE = "usage: lossbench [-h] [--version] {train,report,losses} ..."
+USAGE = "usage: lossbench [-h] [--version] {train,report,export,losses} ..."
 
 
 def test_version_prints_the_package_version(capsys):
@@ -25,7 +25,7 @@ def test_usage_names_the_subcommands(args, capsys):
         assert main(args) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == USAGE
-    for command in ("train", "report", "losses"):
+    for command in ("train", "report", "export", "losses"):
         assert f"\n  {command} " in out
 
 
@@ -43,4 +43,4 @@ def test_an_unknown_command_names_the_valid_ones(capsys):
         main(["trian"])
     assert exit_.value.code == 2
     error = capsys.readouterr().err.splitlines()[-1]
-    assert "invalid choice: 'trian'" in error and all(c in error for c in ("train", "report", "losses"))
+    assert "invalid choice: 'trian'" in error and all(c in error for c in ("train", "report", "export", "losses"))
