@@ -126,7 +126,7 @@ def test_bad_arguments_fail_in_one_line(monkeypatch, capsys, script, args, messa
 
 
 def test_own_data_tables_on_cpu(tmp_path):
-    result = run_script("bench_own_data", "--images", "60", "--size", "8", "--epochs", "2", "--batch", "16", "--keep",
+    result = run_script("bench_own_data", "--images", "60", "--size", "8", "--train-size", "8", "--epochs", "2", "--batch", "16", "--keep",
                         str(tmp_path / "images"), cwd=tmp_path)
     assert len(list((tmp_path / "images").rglob("*.jpg"))) == 60
     out = result.stdout
