@@ -186,14 +186,7 @@ def build(cfg: DictConfig) -> Setup:
     log.info("data: %s", data.placement.reason)
 
     channels_last = resolve_channels_last(cfg.trainer.channels_last, device)
-    model = build_model(str(cfg.model.name), data.channels, data.num_classes, image_size=data.image_size,
-                        **{k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"})
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    loss_fn = build_loss(str(cfg.loss.name), num_classes=data.num_classes, embedding_dim=model.embedding_dim,
-                         class_counts=data.class_counts, **loss_knobs(cfg)).to(device)
-    if loss_fn.inputs == "embeddings":
-        # the loss owns the class weights: the model ends at its embedding
-        model.head = torch.nn.Identity()
+    model, loss_fn = build_network(cfg, data, device, channels_last)
     optimizer = build_optimizer(list(model.parameters()) + list(loss_fn.parameters()), cfg.optim, device)
 
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
@@ -204,8 +197,7 @@ def build(cfg: DictConfig) -> Setup:
         crop_padding=int(cfg.dataset.augment.crop_padding), flip=bool(cfg.dataset.augment.flip),
         views=loss_fn.views, sample_weights=_sample_weights(str(cfg.trainer.sampler), data),
     )
-    eval_batches = {name: batches_of(split, int(cfg.trainer.eval_batch_size), normalize, workers)
-                    for name, split in (("val", data.val), ("test", data.test)) if split is not None}
+    eval_batches = evaluation_batches(cfg, data, normalize, workers)
     scheduler = build_scheduler(optimizer, cfg.sched, len(train_batches), epochs)
     groups = class_groups(data.class_counts) if data.long_tailed else None
     trainer = Trainer(
@@ -216,6 +208,28 @@ def build(cfg: DictConfig) -> Setup:
     )
     return Setup(cfg, data, model, loss_fn, optimizer, scheduler, generator, trainer, groups,
                  class_weight_schedule(loss_fn, cfg.trainer, data.class_counts), selection)
+
+
+def build_network(cfg: DictConfig, data, device: torch.device, channels_last: bool,
+                  class_counts: list[int] | None = None) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The model and the loss of ``cfg`` for ``data``'s images, on ``device``.
+    ``class_counts``: those the loss is built with (default: ``data``'s)."""
+    model = build_model(str(cfg.model.name), data.channels, data.num_classes, image_size=data.image_size,
+                        **{k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"})
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    loss_fn = build_loss(str(cfg.loss.name), num_classes=data.num_classes, embedding_dim=model.embedding_dim,
+                         class_counts=data.class_counts if class_counts is None else class_counts,
+                         **loss_knobs(cfg)).to(device)
+    if loss_fn.inputs == "embeddings":
+        # the loss owns the class weights: the model ends at its embedding
+        model.head = torch.nn.Identity()
+    return model, loss_fn
+
+
+def evaluation_batches(cfg: DictConfig, data, normalize: Normalize, workers: int) -> dict:
+    """The evaluation passes' batches, by split: test, and val where there is one."""
+    return {name: batches_of(split, int(cfg.trainer.eval_batch_size), normalize, workers)
+            for name, split in (("val", data.val), ("test", data.test)) if split is not None}
 
 
 def _where_it_runs(run: Setup) -> dict:

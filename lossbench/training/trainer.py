@@ -43,7 +43,7 @@ class Trainer:
         data: ImageDataset,
         train_batches: DeviceBatches,
         eval_batches: dict[str, DeviceBatches],  # by split: test, and val where there is one
-        optimizer: torch.optim.Optimizer,
+        optimizer: torch.optim.Optimizer | None,  # None: evaluation only
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         precision: Precision,
         device: torch.device,
@@ -85,7 +85,8 @@ class Trainer:
             device.type, enabled=precision.needs_grad_scaler or skip_nonfinite, init_scale=1.0 if self.fixed_scale else 2.0**16
         )
         self.clip_grad_norm = clip_grad_norm
-        self.parameters = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+        groups = optimizer.param_groups if optimizer is not None else []
+        self.parameters = [p for group in groups for p in group["params"] if p.requires_grad]
 
     def _forward(self, images: torch.Tensor, labels: torch.Tensor):
         """(prediction logits, objective) of a batch, feeding the loss what it takes."""
