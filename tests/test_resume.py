@@ -11,6 +11,7 @@ import subprocess
 import time
 
 import pytest
+import torch
 
 from helpers.cli import LOSSBENCH, assert_one_line_error, lossbench
 from lossbench.errors import UserError
@@ -60,7 +61,7 @@ def reference(finished_run):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_kill_9_then_resume_matches_the_uninterrupted_run(tmp_path, reference, seed):
+def test_kill_9_then_resume_matches_the_uninterrupted_run(tmp_path, finished_run, reference, seed):
     run_dir = tmp_path / "run"
     process = _start(tmp_path, *RUN, f"hydra.run.dir={run_dir}")
     _wait_for_rows(run_dir / "metrics.csv", 1)
@@ -75,6 +76,10 @@ def test_kill_9_then_resume_matches_the_uninterrupted_run(tmp_path, reference, s
     assert _rows(run_dir) == reference and read_owner(run_dir) is None
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["epochs_completed"] == 6
+    # best.pt: the uninterrupted run's, of the selected epoch
+    best, uninterrupted = (torch.load(d / "best.pt", weights_only=True) for d in (run_dir, finished_run))
+    assert best["epoch"] == uninterrupted["epoch"] == summary["selected_epoch"] == summary["best_checkpoint"]["epoch"]
+    assert all(torch.equal(best["model"][k], uninterrupted["model"][k]) for k in uninterrupted["model"])
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

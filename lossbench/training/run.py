@@ -35,6 +35,7 @@ from lossbench.training.device import (
     resolve_device,
     resolve_precision,
 )
+from lossbench.training.best_checkpoint import data_record, resume_best, save_best
 from lossbench.training.checkpoint import check_resumable, restore_rng, rng_state
 from lossbench.training.epoch_log import epoch_lines_in_files_only, log_epoch
 from lossbench.training.folder_lock import claim
@@ -128,12 +129,13 @@ class Progress:
     summary: dict
     rows: list[dict] = field(default_factory=list)
     selected_key: tuple | None = None  # Selection.key of the selected epoch
+    selected_epoch: int | None = None
     selected_per_class: list | None = None
     oracle_acc: float = -1.0
 
     def checkpoint_state(self) -> dict:
-        return {"selected_key": self.selected_key, "selected_per_class": self.selected_per_class,
-                "oracle_acc": self.oracle_acc}
+        return {"selected_key": self.selected_key, "selected_epoch": self.selected_epoch,
+                "selected_per_class": self.selected_per_class, "oracle_acc": self.oracle_acc}
 
 
 def run_training(cfg: DictConfig, run_dir: Path, resume: bool = False, stop=None) -> dict:
@@ -272,6 +274,8 @@ def start(run: Setup, run_dir: RunDir) -> Progress:
         "final": {},
         "selected": {},
         "selected_epoch": None,
+        # best.pt: the model and the loss of the selected epoch
+        "best_checkpoint": None,
         # the epoch of best test accuracy: optimistic, chosen on the data it is measured on
         "oracle": {},
         "oracle_epoch": None,
@@ -295,7 +299,13 @@ def restore(run: Setup, run_dir: RunDir, state: dict) -> Progress:
     summary.update(status="running", resumed_from_epoch=start_epoch - 1, epochs_planned=int(run.cfg.trainer.epochs),
                    **_where_it_runs(run))
     log.info("resuming %s at epoch %d", run_dir.path, start_epoch)
-    return Progress(start_epoch, summary, run_dir.truncate_metrics(start_epoch - 1), **state.get("progress", {}))
+    progress = Progress(start_epoch, summary, run_dir.truncate_metrics(start_epoch - 1), **state.get("progress", {}))
+    if progress.selected_epoch is not None and summary.get("selected_epoch") != progress.selected_epoch:
+        # killed after last.pt, before summary.json: the selection is last.pt's
+        summary["selected_epoch"] = progress.selected_epoch
+        summary["selected"] = next((r for r in progress.rows if r.get("epoch") == progress.selected_epoch), {})
+    summary["best_checkpoint"] = resume_best(run_dir, state, progress.selected_epoch, run.selection.record())
+    return progress
 
 
 def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float, trackers=Trackers()) -> dict:
@@ -367,7 +377,7 @@ def _select(run: Setup, progress: Progress, run_dir: RunDir, epoch: int, row: di
     """The selected epoch (by the selection metric) and the oracle one (by test accuracy)."""
     summary = progress.summary
     if run.selection.improves(row, progress.selected_key):
-        progress.selected_key = run.selection.key(row)
+        progress.selected_key, progress.selected_epoch = run.selection.key(row), epoch
         progress.selected_per_class = evaluated["test"].per_class
         summary["selected"], summary["selected_epoch"] = row, epoch
         _save_logits(run, run_dir, "selected", epoch, evaluated)
@@ -396,9 +406,14 @@ def _save_epoch(run: Setup, progress: Progress, run_dir: RunDir, epoch: int, tes
     run_dir.write_calibration(RELIABILITY_COLUMNS, [{k: format_value(v) for k, v in r.items()} for r in test.reliability])
     run_dir.write_per_class(PER_CLASS_COLUMNS, _per_class_rows(run.data.class_counts, run.data.class_names, run.groups,
                                                                test.per_class, progress.selected_per_class))
+    config, data = OmegaConf.to_container(run.cfg, resolve=True), data_record(run.data)
     run_dir.save_checkpoint(
         epoch=epoch, model=run.model.state_dict(), loss=run.loss_fn.state_dict(), optimizer=run.optimizer.state_dict(),
         scheduler=run.scheduler.state_dict(), scaler=run.trainer.scaler.state_dict(), rng=rng_state(run.generator),
-        progress=progress.checkpoint_state(), config=OmegaConf.to_container(run.cfg, resolve=True),
+        progress=progress.checkpoint_state(), config=config, data=data,
     )
+    if progress.selected_epoch == epoch:
+        # after last.pt, which holds the same epoch: a resume rewrites best.pt from it if a kill came between
+        progress.summary["best_checkpoint"] = save_best(run_dir, epoch, run.model.state_dict(),
+                                                        run.loss_fn.state_dict(), run.selection.record(), data, config)
     run_dir.write_summary(progress.summary)

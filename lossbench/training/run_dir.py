@@ -21,10 +21,11 @@ class RunDir:
     CALIBRATION = "calibration.csv"
     CONFIG = "resolved_config.yaml"  # what ran, interpolations resolved
     CHECKPOINT = "last.pt"
+    BEST = "best.pt"  # the model and the loss of the selected epoch (best_checkpoint.py)
     # the validation and test logits of the selected and the final epochs, for post-hoc steps
     LOGITS = {"selected": "logits_selected.pt", "final": "logits_final.pt"}
     # what a run writes (beside .hydra/ and its lock): an earlier attempt's are moved aside together
-    FILES = (METRICS, SUMMARY, PER_CLASS, CALIBRATION, CONFIG, CHECKPOINT, *LOGITS.values())
+    FILES = (METRICS, SUMMARY, PER_CLASS, CALIBRATION, CONFIG, CHECKPOINT, BEST, *LOGITS.values())
 
     def __init__(self, path):
         self.path = Path(path)
@@ -132,6 +133,15 @@ class RunDir:
             raise UserError(f"{path} does not exist: the run has no completed epoch to resume from") from None
         except Exception as e:  # a truncated or foreign file
             raise UserError(f"{path} cannot be read ({type(e).__name__}: {e}): the run cannot be resumed") from None
+
+    # best.pt: {"epoch", "model", "loss", "selection", "data", "config"}
+
+    def save_best(self, content: dict) -> None:
+        replace_atomically(self / self.BEST, lambda f: torch.save(content, f))
+
+    def load_best(self) -> dict:
+        """best.pt as saved; torch.load's errors where it is absent or cannot be read."""
+        return torch.load(self / self.BEST, map_location="cpu", weights_only=True)
 
     # logits_<selected|final>.pt: {"epoch": int, "<split>_logits": float16 (N, K), "<split>_labels": int64 (N,)}
 
