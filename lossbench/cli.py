@@ -1,4 +1,4 @@
-"""The ``lossbench`` command: ``train`` (a Hydra app), ``report``, ``export`` and ``losses``."""
+"""The ``lossbench`` command: ``train`` (a Hydra app), ``eval``, ``report``, ``export`` and ``losses``."""
 
 import argparse
 import sys
@@ -13,6 +13,8 @@ whether training is healthy.
 commands:
   train    train one run, or a sweep with -m; takes Hydra overrides
            (lossbench train --help lists the config groups and defaults)
+  eval     evaluate a run's best.pt (or last.pt) again, on its own test set
+           or on another dataset with the same classes
   report   curves, comparisons across seeds and a diagnosis of runs, sweeps
            or results folders (report.html, report.md, runs.csv, PNGs)
   export   log runs and sweeps that already ran to MLflow or TensorBoard
@@ -21,13 +23,14 @@ commands:
 examples:
   lossbench train dataset=digits
   lossbench train -m loss=ce,label_smoothing seed=0,1
+  lossbench eval results/runs/2026-11-22/10-00-00_digits_ce dataset.split_seed=1
   lossbench report results/multirun/2026-11-22/10-00-00
   lossbench export mlflow results/multirun/2026-11-22/10-00-00
   lossbench losses label_smoothing
 """
 
 
-COMMANDS = ("train", "report", "export", "losses")
+COMMANDS = ("train", "eval", "report", "export", "losses")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lossbench {__version__}")
     commands = parser.add_subparsers(dest="command", metavar=choices, help=argparse.SUPPRESS, prog="lossbench")
     commands.add_parser("train", help="train (Hydra overrides follow)", add_help=False)
+    # parsed by _eval_parser: its overrides may come before or after its options
+    commands.add_parser("eval", help="evaluate a run again", add_help=False)
     report = commands.add_parser("report", help="summarise runs")
     report.add_argument("paths", nargs="+", metavar="PATH", help="a run, a multirun or any folder holding runs")
     report.add_argument("--group-by", default="loss", help="config key to compare by (default: loss; e.g. loss.gamma)")
@@ -65,6 +70,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _eval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lossbench eval", description="Evaluate a trained run's checkpoint again, with the training's "
+        "evaluation pass, on its own data or on another dataset with the same classes and channels; written to "
+        "RUN_DIR/eval/<checkpoint>-<dataset>[-N]/ (metrics.csv, per_class.csv, calibration.csv, eval.json).")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="the folder of one run")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                        help="best: the selected epoch's model (best.pt, default); last: the last epoch's (last.pt)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="output directory (default: RUN_DIR/eval/<checkpoint>-<dataset>[-N])")
+    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE",
+                        help="the data it is evaluated on and where it runs: dataset=NAME, dataset.KEY=VALUE, "
+                             "trainer.device, trainer.eval_batch_size, trainer.precision, paths.KEY")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # Everything after `train` belongs to Hydra (its -m, --cfg, --help, overrides).
@@ -74,12 +95,20 @@ def main(argv: list[str] | None = None) -> int:
         train_main(argv[1:])
         return 0
     parser = _parser()
-    args = parser.parse_args(argv)
+    if argv and argv[0] == "eval":
+        args = _eval_parser().parse_intermixed_args(argv[1:])
+        args.command = "eval"
+    else:
+        args = parser.parse_args(argv)
     try:
         if args.command == "losses":
             from lossbench.losses.describe import describe_loss, list_losses
 
             print("\n\n".join(describe_loss(name) for name in args.names) if args.names else list_losses())
+        elif args.command == "eval":
+            from lossbench.evaluation.evaluate import eval_main
+
+            eval_main(args.run_dir, args.checkpoint, args.out, args.overrides)
         elif args.command == "report":
             from lossbench.report.build import report_main
 

@@ -5,7 +5,7 @@ import pytest
 import lossbench
 from lossbench.cli import main
 
-USAGE = "usage: lossbench [-h] [--version] {train,report,export,losses} ..."
+USAGE = "usage: lossbench [-h] [--version] {train,eval,report,export,losses} ..."
 
 
 def test_version_prints_the_package_version(capsys):
@@ -25,7 +25,7 @@ def test_usage_names_the_subcommands(args, capsys):
         assert main(args) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == USAGE
-    for command in ("train", "report", "export", "losses"):
+    for command in ("train", "eval", "report", "export", "losses"):
         assert f"\n  {command} " in out
 
 

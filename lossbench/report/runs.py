@@ -173,8 +173,10 @@ def find_run_dirs(paths: list[str]) -> list[Path]:
         if not root.exists():
             raise UserError(f"{root} does not exist: give a run directory, a multirun directory or a folder of runs")
         runs = {p.parent for name in (RunDir.METRICS, RunDir.SUMMARY) for p in root.rglob(name)}
-        found += sorted((r for r in runs if not set(NOT_RUNS) & set(r.relative_to(root).parts)),
-                        key=lambda p: [job_order(s) for s in p.parts])
+        # nor are lossbench eval's folders (NOT_RUNS; eval.json beside their metrics.csv)
+        runs = {r for r in runs
+                if not set(NOT_RUNS) & set(r.relative_to(root).parts) and not (r / "eval.json").is_file()}
+        found += sorted(runs, key=lambda p: [job_order(s) for s in p.parts])
     if not found:
         raise UserError(
             f"no runs under {', '.join(paths)}: a run directory holds metrics.csv (written by lossbench train)"

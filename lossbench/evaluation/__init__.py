@@ -1,0 +1,1 @@
+"""Evaluating a trained run again: ``lossbench eval`` (evaluate.py)."""
