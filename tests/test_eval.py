@@ -144,6 +144,8 @@ def _garbage_last(copy):
     (None, ["model=resnet20"], "model=resnet20 cannot be changed for an evaluation"),
     (None, ["dataset.split_seed=1,2"], "an evaluation takes one value of each setting"),
     (None, ["dataset.nope=1"], "dataset.nope is not a setting: the keys of dataset are name, split_seed"),
+    (None, ["dataset=null"], "dataset=null names no dataset: give one, e.g. dataset=digits"),
+    (None, ["dataset.split_seed=abc"], "dataset.split_seed='abc' is invalid: it must be an integer in [0, inf)"),
     (None, ["dataset=cifar100"], "dataset cifar100 has 100 classes, the run's model was trained on 10 (digits)"),
     (_no_best, [], "has no best.pt (a run made before lossbench kept the selected epoch's model, or one that "
                    "selected no epoch): use --checkpoint last"),

@@ -47,12 +47,10 @@ def eval_config(made_with: dict, overrides: list[str]) -> DictConfig:
     OmegaConf.set_struct(cfg, False)
     if "dataset" in parsed:
         check_group_choices({"dataset": parsed["dataset"]})
-        name = parsed["dataset"].get_value_element_as_str()
-        try:
-            dataset = OmegaConf.to_container(compose_train([f"dataset={name}"]).dataset, resolve=True)
-        except HydraException as e:  # dataset=null
-            raise UserError(f"dataset={name} cannot be composed ({' '.join(str(e).split())}): give a dataset's "
-                            f"name") from None
+        name = parsed["dataset"].value()
+        if not isinstance(name, str) or not name:
+            raise UserError(f"{parsed['dataset'].input_line} names no dataset: give one, e.g. dataset=digits")
+        dataset = OmegaConf.to_container(compose_train([f"dataset={name}"]).dataset, resolve=True)
         dataset.update({k: cfg.dataset[k] for k in PLACEMENT_KEYS if k in cfg.dataset})
         cfg.dataset = dataset
     for key, override in parsed.items():

@@ -71,6 +71,8 @@ def _check_image_files(dataset) -> None:
 def _check_dataset(dataset) -> None:
     if source_of(str(dataset.name)) in FILE_SOURCES:
         _check_image_files(dataset)
+    if source_of(str(dataset.name)) == "digits":
+        check_number("dataset.split_seed", dataset.split_seed, 0, integer=True)
     check_number("dataset.imbalance_ratio", dataset.imbalance_ratio, 1, why=" (1 keeps the data balanced)")
     check_choice("dataset.profile", dataset.profile, PROFILES)
     check_number("dataset.subsample_seed", dataset.subsample_seed, 0, integer=True)
