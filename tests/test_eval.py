@@ -14,9 +14,11 @@ import torch
 
 from helpers.training import compose_train, read_rows
 from lossbench.cli import main
+from lossbench.evaluation.config import eval_config
 from lossbench.report.runs import find_run_dirs
 from lossbench.training import run as run_module
 from lossbench.training.run import run_training
+from lossbench.training.run_dir import RunDir
 
 pytestmark = pytest.mark.slow  # trains networks
 
@@ -118,6 +120,13 @@ def test_eval_on_other_data_writes_its_own_folder_and_leaves_the_run_as_it_was(r
     assert _files(run) == before
     # an evaluation's folder is not a run to report
     assert find_run_dirs([str(run)]) == [run]
+
+
+def test_an_evaluation_logs_to_no_tracker(run):
+    """A run that logged to trackers is evaluated where none of them is installed."""
+    made_with = RunDir(run).config()
+    made_with["trainer"]["loggers"] = ["tensorboard", "mlflow", "wandb"]
+    assert list(eval_config(made_with, []).trainer.loggers) == []
 
 
 def _copy(run, tmp_path):

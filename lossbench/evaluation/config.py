@@ -60,6 +60,8 @@ def eval_config(made_with: dict, overrides: list[str]) -> DictConfig:
         if why:
             raise UserError(why)
         OmegaConf.update(cfg, key, override.value(), merge=False)
+    if "loggers" in cfg.trainer:
+        cfg.trainer.loggers = []  # an evaluation logs to no tracker: none needs to be installed
     if cfg.model.name == "timm":
         # the weights come from the run's checkpoint: none are fetched or read to build the network
         cfg.model.pretrained, cfg.model.checkpoint = False, None
