@@ -63,6 +63,6 @@ def resume_best(run_dir: RunDir, state: dict, selected_epoch: int | None, select
         return save_best(run_dir, selected_epoch, state["model"], state["loss"], selection, state.get("data"),
                          state.get("config"))
     (run_dir / RunDir.BEST).unlink(missing_ok=True)
-    log.warning("%s does not hold the selected epoch %d (it was made before this version): it is written again "
-                "when the selection moves to a new epoch", run_dir / RunDir.BEST, selected_epoch)
+    log.warning("%s is missing or does not hold the selected epoch %d: it is written again when the selection "
+                "moves to a new epoch", run_dir / RunDir.BEST, selected_epoch)
     return None
