@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from helpers.training import compose_train, read_rows
 from lossbench.cli import main
@@ -52,8 +53,6 @@ def summary_of(run_dir) -> dict:
 
 
 def tensorboard_run(folder):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
     events.Reload()
     return events
@@ -443,10 +442,24 @@ def test_export_to_mlflow_matches_live_logging_and_twice_changes_nothing(root, s
 
 
 def test_export_to_tensorboard_writes_a_run_per_job_and_replaces_it_when_run_again(root, sweep, capsys):
+    from PIL import Image
+    from lossbench.report.build import report_main
+
+    report_main([str(sweep)], None)
     logdir = root / "exported_tensorboard"
     for _ in range(2):
         assert main(["export", "tensorboard", str(sweep), "--logdir", str(logdir)]) == 0
     assert "2 run(s) exported" in capsys.readouterr().out
+    # the sweep's report figures, as images of a run beside the jobs
+    report = logdir / sweep.parent.name / sweep.name / "report"
+    assert len(list(report.glob("events.out.tfevents.*"))) == 1
+    images = EventAccumulator(str(report), size_guidance={"images": 0})
+    images.Reload()
+    pngs = sorted((sweep / "report").glob("*.png"))
+    assert pngs and sorted(images.Tags()["images"]) == sorted(p.stem for p in pngs)
+    for png in pngs:
+        (event,) = images.Images(png.stem)
+        assert (event.width, event.height) == Image.open(png).size
     for job in ("0_loss=ce", "1_loss=focal"):
         folder = logdir / sweep.parent.name / sweep.name / job
         assert len(list(folder.glob("events.out.tfevents.*"))) == 1

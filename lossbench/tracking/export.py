@@ -119,9 +119,12 @@ def export_main(tool: str, paths: list[str], tracking_uri: str | None = None, lo
             exported.append((tracker, tracked))
             skipped = getattr(tracker, "skipped", False)
             lines.append(f"  {run.path}: {'already there, as it is now: skipped' if skipped else 'exported'}")
-        if tool == "mlflow" and exported and (given / REPORT).is_dir():
+        if exported and (given / REPORT).is_dir():
             try:
-                _attach_report(given, exported)
+                if tool == "mlflow":
+                    _attach_report(given, exported)
+                else:
+                    _report_images(given, exported)
             except Exception as e:  # noqa: BLE001 - the store's errors, in one line
                 raise UserError(f"{tool}: {given / REPORT}: {one_line(e)}") from None
         done += exported
@@ -131,6 +134,25 @@ def export_main(tool: str, paths: list[str], tracking_uri: str | None = None, lo
     print("\n".join(lines))
     print(f"{tool}: {len(done) - skipped} run(s) exported, {skipped} already there, into {_where(tool, done[-1][0], logdir)}")
     return done
+
+
+def _report_images(given: Path, exported: list) -> None:
+    """The report's figures as TensorBoard images, named by their files: a run
+    ``report`` beside a sweep's jobs, or inside a run's log."""
+    import numpy as np
+    from PIL import Image
+    from torch.utils.tensorboard import SummaryWriter
+
+    tracker, _ = exported[-1]
+    is_sweep = any((given / marker).exists() for marker in SWEEP_MARKERS)
+    folder = (tracker.dir.parent if is_sweep else tracker.dir) / REPORT
+    for old in folder.glob("events.out.tfevents.*"):  # exported again: replaced
+        old.unlink()
+    writer = SummaryWriter(log_dir=str(folder))
+    for png in sorted((given / REPORT).glob("*.png")):
+        with Image.open(png) as image:
+            writer.add_image(png.stem, np.asarray(image.convert("RGB")), 0, dataformats="HWC")
+    writer.close()
 
 
 def _attach_report(given: Path, exported: list) -> None:
