@@ -136,6 +136,10 @@ def export_main(tool: str, paths: list[str], tracking_uri: str | None = None, lo
     return done
 
 
+def _is_sweep(given: Path) -> bool:
+    return any((given / marker).exists() for marker in SWEEP_MARKERS)
+
+
 def _report_images(given: Path, exported: list) -> None:
     """The report's figures as TensorBoard images, named by their files: a run
     ``report`` beside a sweep's jobs, or inside a run's log."""
@@ -144,7 +148,7 @@ def _report_images(given: Path, exported: list) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     tracker, _ = exported[-1]
-    is_sweep = any((given / marker).exists() for marker in SWEEP_MARKERS)
+    is_sweep = _is_sweep(given)
     folder = (tracker.dir.parent if is_sweep else tracker.dir) / REPORT
     for old in folder.glob("events.out.tfevents.*"):  # exported again: replaced
         old.unlink()
@@ -158,7 +162,7 @@ def _report_images(given: Path, exported: list) -> None:
 def _attach_report(given: Path, exported: list) -> None:
     """The report of a sweep goes with its parent run; of a run, with that run."""
     tracker, tracked = exported[-1]
-    is_sweep = any((given / marker).exists() for marker in SWEEP_MARKERS)
+    is_sweep = _is_sweep(given)
     if is_sweep and tracker.parent_id:
         tracker.log_folder(tracker.parent_id, given / REPORT, REPORT)
     elif (given / RunDir.METRICS).exists() or (given / RunDir.SUMMARY).exists():
