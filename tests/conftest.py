@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import logging
+
 import pytest
 import torch
 
@@ -34,3 +36,25 @@ torch.set_num_threads(int(TEST_THREADS))
 @pytest.fixture(autouse=True)
 def _quiet_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", TEST_THREADS)
+
+
+def _loggers() -> list[logging.Logger]:
+    return [logging.getLogger(), *(logger for logger in logging.Logger.manager.loggerDict.values()
+                                   if isinstance(logger, logging.Logger))]
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored():
+    """Hydra gives an in-process run's job its logging (a handler to the run's
+    train.log): taken back after each test, as a separate process would end
+    with it, so that no later test logs into a folder that is gone."""
+    saved = {logger: (list(logger.handlers), logger.level, logger.propagate, logger.disabled) for logger in _loggers()}
+    yield
+    for logger in _loggers():
+        handlers, level, propagate, disabled = saved.get(logger, ([], logging.NOTSET, True, False))
+        for handler in logger.handlers:
+            if handler not in handlers:
+                handler.close()
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled

@@ -4,8 +4,6 @@ ImageNet_LT_*.txt and Places_LT_*.txt, listed, decoded, trained on and refused."
 
 import csv
 import json
-import logging
-from contextlib import contextmanager
 
 import pytest
 import torch
@@ -188,33 +186,10 @@ def test_trains_on_imagenet_lt(tmp_path, imagenet):
 # ---- refusals, one line each ---------------------------------------------------
 
 
-def _loggers() -> list[logging.Logger]:
-    return [logging.getLogger(), *(logger for logger in logging.Logger.manager.loggerDict.values()
-                                   if isinstance(logger, logging.Logger))]
-
-
-@contextmanager
-def _logging_restored():
-    """Hydra gives a run's job its logging (a handler to the run's train.log):
-    taken back after an in-process run, as a separate process would end with it."""
-    saved = {logger: (list(logger.handlers), logger.level, logger.propagate, logger.disabled) for logger in _loggers()}
-    try:
-        yield
-    finally:
-        for logger in _loggers():
-            handlers, level, propagate, disabled = saved.get(logger, ([], logging.NOTSET, True, False))
-            for handler in logger.handlers:
-                if handler not in handlers:
-                    handler.close()
-            logger.handlers[:] = handlers
-            logger.setLevel(level)
-            logger.propagate, logger.disabled = propagate, disabled
-
-
 def refusal(capsys, monkeypatch, tmp_path, *overrides) -> str:
     """The one line ``lossbench train`` prints for a refused command (exit code 2)."""
     monkeypatch.chdir(tmp_path)
-    with _logging_restored(), pytest.raises(SystemExit) as exit_:
+    with pytest.raises(SystemExit) as exit_:
         train_main(["model=small_cnn", "trainer=quick", "trainer.progress=false", "dataset.image_size=8",
                     f"paths.data_dir={tmp_path / 'data'}", *overrides])
     assert exit_.value.code == 2

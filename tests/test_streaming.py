@@ -124,6 +124,7 @@ def _train(tmp_path, name, *overrides):
     return read_rows(run_dir), json.loads((run_dir / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_streamed_run_trains_as_the_on_device_run(tmp_path, caplog):
     held_rows, held = _train(tmp_path, "held", "dataset.on_device=true")
     with caplog.at_level(logging.INFO, logger="lossbench"):
@@ -151,6 +152,7 @@ def _write_folder(root, n=30, size=10):
     return root
 
 
+@pytest.mark.slow
 def test_own_images_stream_from_the_cache_file(tmp_path):
     root = _write_folder(tmp_path / "images")
     overrides = ("dataset=image_folder", f"dataset.root={root}", "dataset.image_size=8", "model=small_cnn",
