@@ -147,6 +147,12 @@ def channel_stats(images: np.ndarray, rows: np.ndarray) -> tuple[torch.Tensor, t
     return mean.float(), std.float().clamp_min(1e-3)
 
 
+def reports_groups(name: str, imbalance_ratio: float) -> bool:
+    """Whether a dataset's head, medium and tail classes are reported: a long
+    tail subsampled here, or ImageNet-LT's and Places-LT's lists, long-tailed as given."""
+    return imbalance_ratio > 1 or name in SPLIT_LIST_SOURCES
+
+
 def _place(read: DecodedSplit, rows: np.ndarray, device: torch.device, on_device: bool) -> Split | HostSplit:
     labels = torch.from_numpy(np.ascontiguousarray(read.labels[rows])).to(device)
     if on_device:
@@ -193,7 +199,6 @@ def load_dataset(cfg, data_dir: Path, device: torch.device, free_memory: int | N
         class_counts=np.bincount(train_labels, minlength=num_classes).tolist(),
         mean=mean.to(device),
         std=std.to(device),
-        # ImageNet-LT's and Places-LT's training lists are long-tailed as given
-        long_tailed=ratio > 1 or str(cfg.name) in SPLIT_LIST_SOURCES,
+        long_tailed=reports_groups(str(cfg.name), ratio),
         placement=placement,
     )

@@ -18,7 +18,7 @@ from urllib.error import URLError
 
 import numpy as np
 
-from lossbench.errors import UserError
+from lossbench.errors import UserError, one_line
 
 # what a damaged or foreign file raises inside torchvision's readers: IDX
 # headers are checked with asserts, a short IDX body fails a tensor reshape
@@ -79,8 +79,7 @@ def _read_errors() -> tuple[type[BaseException], ...]:
 
 def _one_line(error: BaseException) -> str:
     reason = getattr(error, "reason", None) if isinstance(error, URLError) else None
-    text = " ".join(str(reason or error).split())
-    return text or type(error).__name__
+    return one_line(reason or error) or type(error).__name__
 
 
 def _missing(folder: Path, files: tuple[str, ...]) -> list[str]:

@@ -14,10 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossbench.data import load_dataset
 from lossbench.data.augment import Normalize
-from lossbench.data.dataset import num_classes_in
-from lossbench.data.image_files import SPLIT_LIST_SOURCES
+from lossbench.data.dataset import num_classes_in, reports_groups
 from lossbench.data.placement import loader_workers
-from lossbench.errors import UserError
+from lossbench.errors import UserError, one_line
 from lossbench.evaluation.config import eval_config
 from lossbench.formatting import format_number
 from lossbench.training.compose import resolved
@@ -44,11 +43,6 @@ class Evaluated:
     record: dict  # eval.json's content
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def open_run(path) -> RunDir:
     run_dir = RunDir(Path(path).expanduser())
     if not run_dir.path.exists():
@@ -71,7 +65,7 @@ def load_checkpoint(run_dir: RunDir, checkpoint: str) -> dict:
     try:
         content = torch.load(path, map_location="cpu", weights_only=checkpoint == "best")
     except Exception as e:  # truncated, overwritten, foreign
-        raise UserError(f"{path} cannot be read ({type(e).__name__}: {_one_line(e, 200)}): the checkpoint is "
+        raise UserError(f"{path} cannot be read ({type(e).__name__}: {one_line(e, 200)}): the checkpoint is "
                         f"damaged") from None
     if not isinstance(content, dict) or not {"epoch", "model", "loss"} <= content.keys() \
             or not isinstance(content["epoch"], int):
@@ -119,14 +113,14 @@ def _load_weights(model, loss_fn, content: dict, path: Path, data, trained_on: d
         raise UserError(f"{path} does not fit {cfg.model.name} with loss {cfg.loss.name} built for dataset "
                         f"{data.name} ({data.num_classes} classes, "
                         f"{_describe({'channels': data.channels, 'image_size': data.image_size})}): "
-                        f"{_one_line(e, 200)}") from None
+                        f"{one_line(e, 200)}") from None
 
 
 def _trained_long_tailed(made_with: dict) -> bool:
     """As training decides where the head, medium and tail groups are reported."""
     dataset = made_with.get("dataset") or {}
     try:
-        return float(dataset.get("imbalance_ratio", 1)) > 1 or dataset.get("name") in SPLIT_LIST_SOURCES
+        return reports_groups(str(dataset.get("name")), float(dataset.get("imbalance_ratio", 1)))
     except (TypeError, ValueError):
         return False
 

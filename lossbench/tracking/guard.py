@@ -5,13 +5,14 @@ and writes its files as it would without it."""
 
 import logging
 
+from lossbench import errors
+
 log = logging.getLogger("lossbench")
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    text = text if len(text) <= limit else text[: limit - 3] + "..."
-    return f"{type(error).__name__}: {text}"
+    """The error's type and message, on one line."""
+    return f"{type(error).__name__}: {errors.one_line(error, limit) or type(error).__name__}"
 
 
 class Trackers:
