@@ -28,7 +28,6 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench_concurrent import lossbench_command
 from lossbench.data import image_files
 from lossbench.data.placement import loader_workers
 from lossbench.training.compose import compose_train
@@ -74,10 +74,6 @@ def decode_rate(root: Path, data_dir: Path, size: int, threads: int) -> float:
     finally:
         image_files.decoding_threads = original
     return sum(len(s.labels) for s in splits.values()) / elapsed
-
-
-def lossbench_command() -> str:
-    return shutil.which("lossbench") or str(Path(sys.executable).with_name("lossbench"))
 
 
 def run(root: Path, data_dir: Path, out: Path, size: int, model: str, epochs: int, batch: int, *overrides: str) -> dict:
