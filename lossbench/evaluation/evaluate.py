@@ -20,7 +20,7 @@ from lossbench.errors import UserError, one_line
 from lossbench.evaluation.config import eval_config
 from lossbench.formatting import format_number
 from lossbench.training.compose import resolved
-from lossbench.training.device import resolve_channels_last, resolve_device, resolve_precision
+from lossbench.training.device import resolve_device, resolve_precision
 from lossbench.training.metrics import METRIC_COLUMNS, RELIABILITY_COLUMNS, class_groups
 from lossbench.training.run import (PER_CLASS_COLUMNS, _per_class_rows, build_network, evaluation_batches,
                                     seed_everything)
@@ -189,8 +189,7 @@ def evaluate_run(run_path, checkpoint: str = "best", out=None, overrides=()) -> 
     class_counts = trained_on.get("class_counts") or summary.get("class_counts")
     if not class_counts or len(class_counts) != data.num_classes:
         class_counts = data.class_counts
-    channels_last = resolve_channels_last(cfg.trainer.channels_last, device)
-    model, loss_fn = build_network(cfg, data, device, channels_last, class_counts)
+    model, loss_fn, fast = build_network(cfg, data, device, class_counts)
     _load_weights(model, loss_fn, content, run_dir / CHECKPOINTS[checkpoint], data, trained_on, cfg)
     epoch = int(content["epoch"])
     loss_fn.start_epoch(epoch)  # a loss's warm-up, as the epoch's evaluation saw it
@@ -204,7 +203,7 @@ def evaluate_run(run_path, checkpoint: str = "best", out=None, overrides=()) -> 
     # head, medium and tail: the run's training classes by count
     groups = class_groups(class_counts) if _trained_long_tailed(made_with) else None
     workers = loader_workers(cfg.dataset.loader_workers)
-    batches = evaluation_batches(cfg, data, Normalize(mean, std, channels_last), workers)
+    batches = evaluation_batches(data, fast.eval_batch_size.value, Normalize(mean, std, fast.channels_last.value), workers)
     trainer = Trainer(model, loss_fn, data, None, batches, None, None, precision, device, groups, progress=False)
     evaluated = {split: trainer.evaluate(split) for split in trainer.eval_batches}
     row = {"epoch": epoch, **{k: v for e in evaluated.values() for k, v in e.row.items()}}
@@ -230,6 +229,7 @@ def evaluate_run(run_path, checkpoint: str = "best", out=None, overrides=()) -> 
         "groups": "head/medium/tail: the run's training classes by count" if groups else None,
         "device": str(device),
         "precision": precision.name,
+        **fast.record(),
         "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "metrics": {c: row.get(c) for c in COLUMNS},
     }

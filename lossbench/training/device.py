@@ -27,11 +27,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def resolve_channels_last(value, device: torch.device) -> bool:
-    """trainer.channels_last: auto means on CUDA, where cuDNN's NHWC kernels are faster."""
-    return device.type == "cuda" if value == "auto" else bool(value)
-
-
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

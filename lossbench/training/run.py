@@ -31,13 +31,13 @@ from lossbench.tracking import Trackers, start_tracking
 from lossbench.training.device import (
     device_name,
     prepare_compile,
-    resolve_channels_last,
     resolve_device,
     resolve_precision,
 )
 from lossbench.training.best_checkpoint import data_record, resume_best, save_best
 from lossbench.training.checkpoint import check_resumable, restore_rng, rng_state
 from lossbench.training.epoch_log import epoch_lines_in_files_only, log_epoch
+from lossbench.training.fast_defaults import FastSettings, fast_settings
 from lossbench.training.folder_lock import claim
 from lossbench.training.metrics import METRIC_COLUMNS, RELIABILITY_COLUMNS, class_groups
 from lossbench.training.optim import build_optimizer, build_scheduler
@@ -119,6 +119,7 @@ class Setup:
     groups: list[str] | None
     class_weight_at: object  # epoch -> the class weights of that epoch
     selection: Selection
+    fast: FastSettings
 
 
 @dataclass
@@ -187,19 +188,19 @@ def build(cfg: DictConfig) -> Setup:
              selection.by)
     log.info("data: %s", data.placement.reason)
 
-    channels_last = resolve_channels_last(cfg.trainer.channels_last, device)
-    model, loss_fn = build_network(cfg, data, device, channels_last)
+    model, loss_fn, fast = build_network(cfg, data, device)
+    log.info("speed: %s", fast.describe())
     optimizer = build_optimizer(list(model.parameters()) + list(loss_fn.parameters()), cfg.optim, device)
 
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
-    normalize = Normalize(data.mean, data.std, channels_last)
+    normalize = Normalize(data.mean, data.std, fast.channels_last.value)
     workers = loader_workers(cfg.dataset.loader_workers)
     train_batches = batches_of(
         data.train, int(cfg.trainer.batch_size), normalize, workers, generator=generator, shuffle=True,
         crop_padding=int(cfg.dataset.augment.crop_padding), flip=bool(cfg.dataset.augment.flip),
         views=loss_fn.views, sample_weights=_sample_weights(str(cfg.trainer.sampler), data),
     )
-    eval_batches = evaluation_batches(cfg, data, normalize, workers)
+    eval_batches = evaluation_batches(data, fast.eval_batch_size.value, normalize, workers)
     scheduler = build_scheduler(optimizer, cfg.sched, len(train_batches), epochs)
     groups = class_groups(data.class_counts) if data.long_tailed else None
     trainer = Trainer(
@@ -209,28 +210,32 @@ def build(cfg: DictConfig) -> Setup:
         clip_grad_norm=None if cfg.trainer.clip_grad_norm is None else float(cfg.trainer.clip_grad_norm),
     )
     return Setup(cfg, data, model, loss_fn, optimizer, scheduler, generator, trainer, groups,
-                 class_weight_schedule(loss_fn, cfg.trainer, data.class_counts), selection)
+                 class_weight_schedule(loss_fn, cfg.trainer, data.class_counts), selection, fast)
 
 
-def build_network(cfg: DictConfig, data, device: torch.device, channels_last: bool,
-                  class_counts: list[int] | None = None) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The model and the loss of ``cfg`` for ``data``'s images, on ``device``.
+def build_network(cfg: DictConfig, data, device: torch.device,
+                  class_counts: list[int] | None = None) -> tuple[torch.nn.Module, torch.nn.Module, FastSettings]:
+    """The model and the loss of ``cfg`` for ``data``'s images, on ``device``,
+    and the memory layout and evaluation batch they run with there.
     ``class_counts``: those the loss is built with (default: ``data``'s)."""
     model = build_model(str(cfg.model.name), data.channels, data.num_classes, image_size=data.image_size,
                         **{k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"})
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    model = model.to(device)
+    fast = fast_settings(cfg.trainer, device, model, data.channels, data.image_size)
+    if fast.channels_last.value:
+        model = model.to(memory_format=torch.channels_last)
     loss_fn = build_loss(str(cfg.loss.name), num_classes=data.num_classes, embedding_dim=model.embedding_dim,
                          class_counts=data.class_counts if class_counts is None else class_counts,
                          **loss_knobs(cfg)).to(device)
     if loss_fn.inputs == "embeddings":
         # the loss owns the class weights: the model ends at its embedding
         model.head = torch.nn.Identity()
-    return model, loss_fn
+    return model, loss_fn, fast
 
 
-def evaluation_batches(cfg: DictConfig, data, normalize: Normalize, workers: int) -> dict:
+def evaluation_batches(data, batch_size: int, normalize: Normalize, workers: int) -> dict:
     """The evaluation passes' batches, by split: test, and val where there is one."""
-    return {name: batches_of(split, int(cfg.trainer.eval_batch_size), normalize, workers)
+    return {name: batches_of(split, batch_size, normalize, workers)
             for name, split in (("val", data.val), ("test", data.test)) if split is not None}
 
 
@@ -245,6 +250,8 @@ def _where_it_runs(run: Setup) -> dict:
         # on_device (one tensor per split) or streamed (DataLoader workers), and why
         "data_placement": run.data.placement.name,
         "data_placement_reason": run.data.placement.reason,
+        # trainer.channels_last and trainer.eval_batch_size as this device took them
+        **run.fast.record(),
     }
 
 

@@ -115,8 +115,10 @@ def _check_loggers(loggers) -> None:
 
 
 def _check_trainer(trainer) -> None:
-    for key in ("epochs", "batch_size", "eval_batch_size"):
+    for key in ("epochs", "batch_size"):
         check_number(f"trainer.{key}", trainer[key], 1, integer=True)
+    if trainer.eval_batch_size != "auto":
+        check_number("trainer.eval_batch_size", trainer.eval_batch_size, 1, integer=True, why=", or auto")
     check_choice("trainer.precision", trainer.precision, PRECISIONS)
     check_choice("trainer.channels_last", trainer.channels_last, ("auto", True, False))
     check_flag("trainer.deterministic", trainer.deterministic)
