@@ -10,6 +10,7 @@ from lossbench.data.augment import Normalize
 from lossbench.losses import LOSSES, build_loss
 from lossbench.losses.class_weights import class_weights
 from lossbench.training.run import run_training
+from lossbench.training.metrics import TIME_COLUMNS
 from helpers.training import compose_train
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
@@ -133,7 +134,7 @@ def test_deferred_reweighting_resumes_across_its_switch_with_the_same_checkpoint
     after_switch = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["loss"]
     assert set(after_switch) == set(before_switch)
     with open(tmp_path / "whole" / "metrics.csv") as a, open(tmp_path / "resumed" / "metrics.csv") as b:
-        drop = lambda rows: [{k: v for k, v in r.items() if k not in ("epoch_time_s", "images_per_s")} for r in rows]
+        drop = lambda rows: [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]
         assert drop(csv.DictReader(a)) == drop(csv.DictReader(b))
     torch.testing.assert_close(after_switch["class_weight"],
                                torch.load(tmp_path / "whole" / "last.pt", weights_only=False)["loss"]["class_weight"])

@@ -18,11 +18,11 @@ from lossbench.errors import UserError
 from lossbench.training.checkpoint import check_resumable
 from lossbench.training.folder_lock import read_owner
 from lossbench.training.run_dir import RunDir
+from lossbench.training.metrics import TIME_COLUMNS
 from helpers.threads import TEST_THREADS
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
 
-TIME_COLUMNS = {"epoch_time_s", "images_per_s"}
 RUN = ["dataset=digits", "trainer.epochs=6", "trainer.progress=false", "seed=3"]
 
 

@@ -18,6 +18,7 @@ from lossbench.data.placement import choose_placement, loader_workers
 from lossbench.errors import UserError
 from lossbench.training.run import run_training
 from lossbench.training.validate import validate_config
+from lossbench.training.metrics import TIME_COLUMNS
 
 CPU = torch.device("cpu")
 
@@ -132,9 +133,9 @@ def test_a_streamed_run_trains_as_the_on_device_run(tmp_path, caplog):
     assert held["data_placement"] == "on_device" and streamed["data_placement"] == "streamed"
     assert "data: streamed to cpu by DataLoader workers, as dataset.on_device=false asks" in caplog.messages
     # the same batches in the same order: the same run, to the last digit written
-    timing = ("epoch_time_s", "images_per_s", "eval_time_s")
     for a, b in zip(held_rows, streamed_rows, strict=True):
-        assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+        assert ({k: v for k, v in a.items() if k not in TIME_COLUMNS}
+                == {k: v for k, v in b.items() if k not in TIME_COLUMNS})
     assert held["selected_epoch"] == streamed["selected_epoch"]
 
 

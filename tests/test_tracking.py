@@ -28,7 +28,6 @@ from lossbench.training.validate import validate_config
 pytestmark = pytest.mark.slow  # trains networks: left out by pytest -m "not slow"
 
 EPOCHS = 2
-TIME_COLUMNS = {"epoch_time_s", "images_per_s"}
 EXPERIMENT = "lossbench"
 
 
@@ -310,6 +309,7 @@ import sys, time
 from pathlib import Path
 from lossbench.tracking.mlflow_logger import MlflowLogger
 from lossbench.tracking.record import TrackedRun
+from lossbench.training.metrics import TIME_COLUMNS
 
 job, uri, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 logger = MlflowLogger(uri)

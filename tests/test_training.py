@@ -8,12 +8,11 @@ import pytest
 
 from helpers.training import compose_train, read_rows
 from lossbench.errors import UserError
-from lossbench.training.metrics import METRIC_COLUMNS
+from lossbench.training.metrics import METRIC_COLUMNS, TIME_COLUMNS
 from lossbench.training.run import run_training
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
 
-TIME_COLUMNS = {"epoch_time_s", "images_per_s"}
 
 
 def test_cpu_runs_are_deterministic(tmp_path):

@@ -205,7 +205,7 @@ def evaluate_run(run_path, checkpoint: str = "best", out=None, overrides=()) -> 
     workers = loader_workers(cfg.dataset.loader_workers)
     batches = evaluation_batches(data, fast.eval_batch_size.value, Normalize(mean, std, fast.channels_last.value), workers)
     trainer = Trainer(model, loss_fn, data, None, batches, None, None, precision, device, groups, progress=False)
-    evaluated = {split: trainer.evaluate(split) for split in trainer.eval_batches}
+    evaluated, _ = trainer.evaluate_all()
     row = {"epoch": epoch, **{k: v for e in evaluated.values() for k, v in e.row.items()}}
 
     how, selected_epoch = _selection_of(checkpoint, content, summary)

@@ -11,7 +11,7 @@ log = logging.getLogger("lossbench")
 
 # the columns of metrics.csv the line shows, with its values as metrics.csv writes them
 EPOCH_LINE_COLUMNS = ("lr", "train_loss", "train_acc", "val_balanced_acc", "test_acc", "test_balanced_acc",
-                      "epoch_time_s")
+                      "epoch_time_s", "eval_time_s")
 _MARK = "lossbench_epoch_line"
 
 

@@ -30,8 +30,11 @@ METRIC_COLUMNS = (
     "test_ece",
     "epoch_time_s",
     "images_per_s",
+    "eval_time_s",
     "nonfinite_steps",
 )
+# the columns that time the epoch: the only ones two runs of one config on one machine differ in
+TIME_COLUMNS = ("epoch_time_s", "images_per_s", "eval_time_s")
 
 ECE_BINS = 15
 GROUPS = ("head", "medium", "tail")

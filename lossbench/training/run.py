@@ -306,7 +306,7 @@ def restore(run: Setup, run_dir: RunDir, state: dict) -> Progress:
     summary.update(status="running", resumed_from_epoch=start_epoch - 1, epochs_planned=int(run.cfg.trainer.epochs),
                    **_where_it_runs(run))
     log.info("resuming %s at epoch %d", run_dir.path, start_epoch)
-    progress = Progress(start_epoch, summary, run_dir.truncate_metrics(start_epoch - 1), **state.get("progress", {}))
+    progress = Progress(start_epoch, summary, run_dir.truncate_metrics(start_epoch - 1, METRIC_COLUMNS), **state.get("progress", {}))
     if progress.selected_epoch is not None and summary.get("selected_epoch") != progress.selected_epoch:
         # killed after last.pt, before summary.json: the selection is last.pt's
         summary["selected_epoch"] = progress.selected_epoch
@@ -337,8 +337,9 @@ def fit(run: Setup, progress: Progress, run_dir: RunDir, stop, started: float, t
             if trained is None:
                 break
             first_bad = trained.pop("first_nonfinite_step")
-            evaluated = {split: trainer.evaluate(split) for split in trainer.eval_batches}
-            row = {"epoch": epoch, **trained, **{k: v for e in evaluated.values() for k, v in e.row.items()}}
+            evaluated, eval_time = trainer.evaluate_all()
+            row = {"epoch": epoch, **trained, **{k: v for e in evaluated.values() for k, v in e.row.items()},
+                   "eval_time_s": eval_time}
             metrics.append(row)
             progress.rows.append(row)
             trackers.log_epoch(row)

@@ -98,18 +98,24 @@ class RunDir:
     def metrics_writer(self, columns, append: bool) -> MetricsCSV:
         return MetricsCSV(self / self.METRICS, columns, append=append)
 
-    def truncate_metrics(self, epochs: int) -> list[dict]:
+    def truncate_metrics(self, epochs: int, columns) -> list[dict]:
         """Keep the header and the rows of the first ``epochs`` epochs (a row cut
-        short by a kill goes too); return those rows, as numbers."""
+        short by a kill goes too); return those rows, as numbers. A file
+        written by a version with other ``columns`` is rewritten with these
+        (a column it lacks left empty), so that the rows to come fit it."""
         path = self / self.METRICS
         with open(path, newline="") as f:
             lines = f.read().split("\n")
         header = lines[0]
         body = [line for line in lines[1:] if line.count(",") == header.count(",")]
         kept = [line for line in body if line.split(",", 1)[0].isdigit() and int(line.split(",", 1)[0]) <= epochs]
-        write_text(path, "\n".join([header, *kept]) + "\n")
+        rows = list(csv.DictReader([header, *kept]))
+        if header.split(",") == list(columns):
+            write_text(path, "\n".join([header, *kept]) + "\n")
+        else:
+            write_csv(path, columns, [{c: row.get(c, "") for c in columns} for row in rows])
         return [{k: (float(v) if v not in ("", "nan") else (math.nan if v == "nan" else None)) for k, v in row.items()}
-                for row in csv.DictReader([header, *kept])]
+                for row in rows]
 
     def write_per_class(self, columns, rows) -> None:
         write_csv(self / self.PER_CLASS, columns, rows)

@@ -166,6 +166,14 @@ class Trainer:
         size = torch.nn.utils.get_total_norm(weights_before)
         return float((change / size).item()) if weights_before else math.nan
 
+    def evaluate_all(self) -> tuple[dict, float]:
+        """Every evaluation split's ``Evaluation``, by split, and the seconds they took together."""
+        synchronize(self.device)
+        start = time.perf_counter()
+        evaluated = {split: self.evaluate(split) for split in self.eval_batches}
+        synchronize(self.device)
+        return evaluated, time.perf_counter() - start
+
     def evaluate(self, split: str) -> Evaluation:
         """One pass over ``split`` (val or test): its columns of the metrics row,
         and the logits it predicted with (float16, in the split's order)."""

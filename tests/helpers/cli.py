@@ -29,7 +29,7 @@ def assert_one_line_error(result, *fragments):
 
 EPOCH_LINE = re.compile(r"\]\[lossbench\]\[INFO\] - epoch (\d+)/(\d+): (.*)$")
 EPOCH_LINE_COLUMNS = ("lr", "train_loss", "train_acc", "val_balanced_acc", "test_acc", "test_balanced_acc",
-                      "epoch_time_s")
+                      "epoch_time_s", "eval_time_s")
 
 
 def epoch_lines(log: str) -> list[tuple[int, int, dict]]:
