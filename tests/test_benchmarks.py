@@ -48,24 +48,64 @@ def test_flop_count_matches_a_hand_count():
     assert bench.training_flops_per_image("fastnet") == pytest.approx(fastnet_training_flops(), rel=1e-9)
 
 
+def test_the_floor_is_measured_on_the_models_own_convolutions():
+    bench = load_script("bench_throughput")
+    # fastnet's seven 3x3 convolutions (stride 1, padding 1, no bias) at their input sizes
+    convs = [(3, 32, 32), (32, 64, 32), (64, 64, 16), (64, 256, 16), (256, 256, 8), (256, 256, 8), (256, 256, 4)]
+    expected = {}
+    for c_in, c_out, size in convs:
+        key = (c_in, c_out, (3, 3), (1, 1), (1, 1), 1, False, size)
+        expected[key] = expected.get(key, 0) + 1
+    assert bench.convolution_shapes("fastnet") == expected
+
+
 def test_throughput_table_on_cpu(tmp_path):
     out = tmp_path / "results.json"
     result = run_script("bench_throughput", "--device", "cpu", "--models", "fastnet", "--batch", "32", "--train-images", "70",
                         "--epochs", "2", "--json", str(out), cwd=tmp_path)
     results = json.loads(out.read_text())
-    assert results["train_images"] == 70 and results["precision"] == "fp32" and results["matmul_tflops"] > 0
+    assert results["train_images"] == 70 and results["test_images"] == 100 and results["precision"] == "fp32"
     conventional, lossbench = results["rows"]
     assert (conventional["loop"], lossbench["loop"]) == ("conventional", "lossbench")
+    matmul_floor = results["matmul_tflops"] * 1e12 / fastnet_training_flops()
     for row in results["rows"]:
         assert row["model"] == "fastnet" and row["batch"] == 32
-        assert row["images_per_s"] == pytest.approx(70 / row["epoch_s"])
-        assert row["floor_images_per_s"] == pytest.approx(results["matmul_tflops"] * 1e12 / fastnet_training_flops())
+        assert row["images_per_s"] == pytest.approx(70 / row["train_s"])
+        # one epoch here: its training and its evaluation
+        assert row["epoch_s"] == pytest.approx(row["train_s"] + row["eval_s"]) and row["eval_s"] > 0
+        assert row["startup_s"] > 0
+        # the floor is the matmul's, or higher where a convolution of the model runs faster
+        assert row["floor_images_per_s"] >= matmul_floor * (1 - 1e-6)
+        assert row["floor_by"] == "matmul" or row["floor_by"].startswith("convolution ")
         assert row["of_floor"] == pytest.approx(row["images_per_s"] / row["floor_images_per_s"])
+        assert row["of_floor"] <= 1.0
     assert conventional["vs_conventional"] == 1.0
-    assert lossbench["vs_conventional"] == pytest.approx(lossbench["images_per_s"] / conventional["images_per_s"])
+    assert lossbench["vs_conventional"] == pytest.approx(conventional["epoch_s"] / lossbench["epoch_s"])
     table = result.stdout
     assert "| fastnet | 32 | lossbench |" in table and "| fastnet | 32 | conventional |" in table
-    assert f"{lossbench['vs_conventional']:.2f}x" in table
+    assert f"{lossbench['vs_conventional']:.2f}x" in table and f"| {lossbench['of_floor']:.1%} |" in table
+
+
+def test_recipe_table_on_cpu(tmp_path):
+    """The reference recipe end to end, each configuration its own process, against the former CPU defaults."""
+    from lossbench.data.long_tail import long_tail_counts
+
+    out = tmp_path / "results.json"
+    result = run_script("bench_throughput", "--device", "cpu", "--models", "--recipe-epochs", "1",
+                        "--recipe-per-class", "100", "--json", str(out), cwd=tmp_path)
+    recipe = json.loads(out.read_text())["recipe"]
+    rows = {r["configuration"]: r for r in recipe["rows"]}
+    workers = min(4, len(os.sched_getaffinity(0)))
+    conventional = f"conventional loop ({workers} workers, evaluation batch 100)"
+    assert list(rows) == ["lossbench defaults", "lossbench, former CPU defaults", conventional]
+    assert recipe["baseline"] == "lossbench, former CPU defaults"
+    for row in rows.values():
+        # the same long tail (imbalance 100 from 100 images per class) and the whole test set in each
+        assert row["train_images"] == sum(long_tail_counts(100, 10, 100)) and row["test_images"] == 200
+        assert len(row["train_s"]) == len(row["eval_s"]) == 1
+        assert row["startup_s"] == pytest.approx(row["wall_s"] - row["train_s"][0] - row["eval_s"][0])
+        assert row["vs_baseline"] == pytest.approx(rows["lossbench, former CPU defaults"]["wall_s"] / row["wall_s"])
+    assert "| lossbench, former CPU defaults |" in result.stdout and "| 1.00x |" in result.stdout
 
 
 def table_rows(text: str) -> list[list[str]]:
@@ -105,6 +145,8 @@ def test_loss_step_table_on_cpu(tmp_path):
 
 @pytest.mark.parametrize("script, args, message", [
     ("bench_throughput", ["--epochs", "1"], "--epochs 1 is too few"),
+    ("bench_throughput", ["--recipe-epochs", "-1"], "--recipe-epochs -1 is invalid"),
+    ("bench_throughput", ["--models", "--recipe-epochs", "0"], "--models is empty and --recipe-epochs 0"),
     ("bench_throughput", ["--device", "cpu", "--train-images", "5"], "--train-images 5 is fewer than the batch (512)"),
     ("bench_throughput", ["--device", "bogus"], "--device 'bogus' is invalid: use auto, cpu, cuda or cuda:N"),
     ("bench_throughput", ["--device", "cpu", "--compile", "fast"], "--compile 'fast' is invalid: valid values are"),

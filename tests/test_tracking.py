@@ -22,6 +22,7 @@ from helpers.training import compose_train, read_rows
 from lossbench.cli import main
 from lossbench.errors import UserError
 from lossbench.training import folder_lock
+from lossbench.training.metrics import TIME_COLUMNS
 from lossbench.training.run import run_training
 from lossbench.training.validate import validate_config
 
@@ -309,7 +310,6 @@ import sys, time
 from pathlib import Path
 from lossbench.tracking.mlflow_logger import MlflowLogger
 from lossbench.tracking.record import TrackedRun
-from lossbench.training.metrics import TIME_COLUMNS
 
 job, uri, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 logger = MlflowLogger(uri)
