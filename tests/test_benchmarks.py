@@ -108,6 +108,23 @@ def test_recipe_table_on_cpu(tmp_path):
     assert "| lossbench, former CPU defaults |" in result.stdout and "| 1.00x |" in result.stdout
 
 
+def test_startup_table(tmp_path):
+    """Every command answers with the exit code it must (the script checks it), timed against the baselines."""
+    result = run_script("bench_startup", "--repeats", "1", cwd=tmp_path)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("| ") and not line.startswith("| what")]
+    rows = {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines)}
+    assert list(rows) == ["Python starting", "importing Hydra and OmegaConf", "Hydra composing lossbench's config",
+                          "importing torch (for scale)", "lossbench --version", "lossbench train --help",
+                          "an unknown loss", "an unknown key", "a value out of range", "a bad loss knob",
+                          "a bad value in one job of a sweep"]
+    composing = float(rows["Hydra composing lossbench's config"][2])
+    assert rows["Hydra composing lossbench's config"][3] == "1.00x"
+    for what, command, seconds, ratio in rows.values():
+        # the table's seconds are rounded to 0.01 s: the ratio is checked to what they allow
+        assert float(ratio.rstrip("x")) == pytest.approx(float(seconds) / composing, abs=0.01 / composing + 0.01)
+    assert rows["an unknown loss"][1] == "`lossbench train loss=focl`"
+
+
 def table_rows(text: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines()
             if line.startswith("| ") and not line.startswith("| concurrent") and not line.startswith("| loss")]
@@ -150,6 +167,8 @@ def test_loss_step_table_on_cpu(tmp_path):
     ("bench_throughput", ["--device", "cpu", "--train-images", "5"], "--train-images 5 is fewer than the batch (512)"),
     ("bench_throughput", ["--device", "bogus"], "--device 'bogus' is invalid: use auto, cpu, cuda or cuda:N"),
     ("bench_throughput", ["--device", "cpu", "--compile", "fast"], "--compile 'fast' is invalid: valid values are"),
+    ("bench_startup", ["--repeats", "0"], "--repeats 0 is invalid: give at least 1"),
+    ("bench_startup", ["--compare-with", "/nonexistent"], "--compare-with /nonexistent holds no lossbench/cli.py"),
     ("bench_concurrent", ["--runs", "0", "2"], "--runs 0 2 is invalid: every count must be at least 1"),
     ("bench_concurrent", ["--batch", "0"], "--batch 0 is invalid: give at least 1"),
     ("bench_losses", ["--model", "resnet32", "--rounds", "0"], "--rounds 0 is invalid"),

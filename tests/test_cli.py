@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from helpers.cli import assert_one_line_error, epoch_lines, expected_epoch_lines, lossbench
-from lossbench.training.metrics import METRIC_COLUMNS
+from lossbench.training.columns import METRIC_COLUMNS
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"
 

@@ -13,7 +13,7 @@ from lossbench.models import build_model
 from lossbench.training import fast_defaults
 from lossbench.training.compose import compose_train
 from lossbench.training.fast_defaults import channels_last_choice, eval_batch_choice, largest_activation_bytes
-from lossbench.training.metrics import METRIC_COLUMNS, TIME_COLUMNS
+from lossbench.training.columns import METRIC_COLUMNS, TIME_COLUMNS
 from lossbench.training.run import run_training
 from lossbench.training.run_dir import RunDir
 

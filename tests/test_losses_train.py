@@ -10,7 +10,7 @@ from lossbench.data.augment import Normalize
 from lossbench.losses import LOSSES, build_loss
 from lossbench.losses.class_weights import class_weights
 from lossbench.training.run import run_training
-from lossbench.training.metrics import TIME_COLUMNS
+from lossbench.training.columns import TIME_COLUMNS
 from helpers.training import compose_train
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"

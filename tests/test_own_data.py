@@ -13,7 +13,8 @@ from PIL import Image
 
 from helpers.cli import assert_one_line_error, lossbench
 from helpers.training import compose_train
-from lossbench.data.dataset import load_dataset, num_classes_in
+from lossbench.data.dataset import load_dataset
+from lossbench.data.sources import num_classes_in
 from lossbench.data.long_tail import long_tail_indices
 from lossbench.errors import UserError
 from lossbench.training.run import run_training

@@ -18,7 +18,7 @@ from lossbench.errors import UserError
 from lossbench.training.checkpoint import check_resumable
 from lossbench.training.folder_lock import read_owner
 from lossbench.training.run_dir import RunDir
-from lossbench.training.metrics import TIME_COLUMNS
+from lossbench.training.columns import TIME_COLUMNS
 from helpers.threads import TEST_THREADS
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"

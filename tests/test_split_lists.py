@@ -11,7 +11,8 @@ from PIL import Image
 
 from helpers.cli import assert_one_line_error, lossbench
 from helpers.training import compose_train
-from lossbench.data.dataset import load_dataset, num_classes_in, source_of
+from lossbench.data.dataset import load_dataset
+from lossbench.data.sources import num_classes_in, source_of
 from lossbench.data.image_files import FILE_SOURCES, SPLIT_LIST_SOURCES, list_files
 from lossbench.data.split_lists import BENCHMARKS
 from lossbench.errors import UserError

@@ -18,7 +18,7 @@ from lossbench.data.placement import choose_placement, loader_workers
 from lossbench.errors import UserError
 from lossbench.training.run import run_training
 from lossbench.training.validate import validate_config
-from lossbench.training.metrics import TIME_COLUMNS
+from lossbench.training.columns import TIME_COLUMNS
 
 CPU = torch.device("cpu")
 

@@ -16,7 +16,7 @@ import yaml
 from lossbench.cli import main as lossbench_main
 from lossbench.training.search import run_search
 from lossbench.training.sweep import job_dir_name
-from helpers.cli import LOSSBENCH, epoch_lines, expected_epoch_lines, lossbench
+from helpers.cli import LOSSBENCH, assert_one_line_error, epoch_lines, expected_epoch_lines, lossbench
 from helpers.training import read_rows
 from helpers.threads import TEST_THREADS
 
@@ -99,22 +99,38 @@ def test_relaunch_runs_only_the_unfinished_jobs(tmp_path):
 
 
 def test_a_failing_job_does_not_stop_the_others(tmp_path, capsys):
-    result = lossbench("train", "-m", "loss=ce,focal", "loss.gamma=3", *QUICK, cwd=tmp_path)
+    """A job that fails as it runs (a batch larger than the training set: only the data can tell) is
+    recorded as failed, and the other jobs train."""
+    result = lossbench("train", "-m", "trainer.batch_size=5000,64", *QUICK, cwd=tmp_path)
     assert result.returncode == 1
     (sweep,) = (tmp_path / "results" / "multirun").glob("*/*")
-    assert _status(sweep / "1_loss=focal") == "finished"
-    failed = json.loads((sweep / "0_loss=ce" / "summary.json").read_text())
-    assert failed["status"] == "failed" and "loss.gamma is not a knob of ce" in failed["error"]
-    assert "1 job(s)" in result.stderr and "0_loss=ce: failed: loss.gamma is not a knob of ce" in result.stderr
+    bad, good = "0_trainer.batch_size=5000", "1_trainer.batch_size=64"
+    assert _status(sweep / good) == "finished"
+    failed = json.loads((sweep / bad / "summary.json").read_text())
+    reason = "trainer.batch_size=5000 is larger than the training set (1295 images): use at most 1295"
+    assert failed["status"] == "failed" and failed["error"] == reason
+    assert "1 job(s)" in result.stderr and f"{bad}: failed: {reason}" in result.stderr
     # the sweep ends with what finished, the failed job's folder, and the commands that report and continue it
     where = sweep.relative_to(tmp_path)
-    assert f"\n  {where}/0_loss=ce: failed: loss.gamma is not a knob of ce" in result.stderr
-    assert result.stdout.splitlines()[-2:] == [f"sweep {where}: 1 of 2 job(s) finished: 1_loss=focal",
+    assert f"\n  {where}/{bad}: failed: {reason}" in result.stderr
+    assert result.stdout.splitlines()[-2:] == [f"sweep {where}: 1 of 2 job(s) finished: {good}",
                                                f"report: lossbench report {where}"]
     assert _printed_command(result.stderr, "continue the sweep with: ") == [
-        "lossbench", "train", "-m", "loss=ce,focal", "++loss.gamma=3", *QUICK, f"hydra.sweep.dir={where}"]
+        "lossbench", "train", "-m", "trainer.batch_size=5000,64", *QUICK, f"hydra.sweep.dir={where}"]
     # the report's command line is tested in test_cli.py: here, only what it makes of a failed job
     assert lossbench_main(["report", str(sweep)]) == 0 and "[failed]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    # a knob one of the swept losses does not have
+    (["loss=focal,ce", "loss.gamma=3"], "loss.gamma is not a knob of ce: its knobs are weight, ignore_index, reduction"),
+    # a key one of the swept datasets does not have
+    (["dataset=cifar10,digits", "dataset.download=false"], "dataset.download"),
+])
+def test_a_job_the_command_line_makes_invalid_refuses_the_sweep_before_any_job(tmp_path, args, message):
+    result = lossbench("train", "-m", *args, "trainer.epochs=1", cwd=tmp_path)
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "results" / "multirun").exists() or not any((tmp_path / "results" / "multirun").iterdir())
 
 
 def _printed_command(output: str, prefix: str) -> list[str]:

@@ -13,7 +13,8 @@ import scipy.io
 import torch
 
 from helpers.training import compose_train, read_rows
-from lossbench.data.dataset import load_dataset, source_of
+from lossbench.data.dataset import load_dataset
+from lossbench.data.sources import source_of
 from lossbench.data.torchvision_sets import load_torchvision_set
 from lossbench.errors import UserError
 from lossbench.training.run import run_training

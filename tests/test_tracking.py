@@ -22,7 +22,7 @@ from helpers.training import compose_train, read_rows
 from lossbench.cli import main
 from lossbench.errors import UserError
 from lossbench.training import folder_lock
-from lossbench.training.metrics import TIME_COLUMNS
+from lossbench.training.columns import TIME_COLUMNS
 from lossbench.training.run import run_training
 from lossbench.training.validate import validate_config
 

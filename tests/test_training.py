@@ -8,7 +8,7 @@ import pytest
 
 from helpers.training import compose_train, read_rows
 from lossbench.errors import UserError
-from lossbench.training.metrics import METRIC_COLUMNS, TIME_COLUMNS
+from lossbench.training.columns import METRIC_COLUMNS, TIME_COLUMNS
 from lossbench.training.run import run_training
 
 pytestmark = pytest.mark.slow  # processes or training: left out by pytest -m "not slow"

@@ -9,17 +9,13 @@ import torch
 
 from lossbench.data.cifar import cifar_class_names, load_cifar
 from lossbench.data.digits import load_digits_split
-from lossbench.data.image_files import (FILE_SOURCES, SPLIT_LIST_SOURCES, DecodedSplit, file_class_names,
-                                        load_image_files)
+from lossbench.data.image_files import FILE_SOURCES, DecodedSplit, load_image_files
 from lossbench.data.long_tail import long_tail_indices
 from lossbench.data.placement import Placement, bytes_on_device, choose_placement
+from lossbench.data.sources import SOURCES, reports_groups, source_of
 from lossbench.data.torchvision_sets import TORCHVISION_SETS, load_torchvision_set
 from lossbench.data.validation_split import validation_indices
 from lossbench.errors import UserError
-
-# each source and its number of classes
-SOURCES = {"digits": 10, "cifar10": 10, "cifar100": 100, "mnist": 10, "fashion_mnist": 10, "svhn": 10}
-
 
 @dataclass
 class Split:
@@ -76,30 +72,6 @@ class ImageDataset:
         return self.train.image_shape[-1]
 
 
-def source_of(name: str) -> str:
-    """The data a dataset config reads: ``cifar10_lt`` reads ``cifar10``."""
-    if name in FILE_SOURCES:
-        return name
-    source = name.removesuffix("_lt")
-    if source not in SOURCES:
-        valid = ", ".join([s + suffix for s in SOURCES for suffix in ("", "_lt")] + list(FILE_SOURCES))
-        raise UserError(f"dataset.name={name!r} is unknown: valid datasets are {valid}")
-    return source
-
-
-def num_classes_of(name: str) -> int:
-    """The classes of a built-in dataset; a dataset of your own files has as
-    many as its files name (``num_classes_in``)."""
-    return SOURCES[source_of(name)]
-
-
-def num_classes_in(cfg) -> int:
-    """The classes a dataset config will load, known before any image is read."""
-    if source_of(str(cfg.name)) in FILE_SOURCES:
-        return len(file_class_names(cfg))
-    return num_classes_of(str(cfg.name))
-
-
 def _class_names(source: str, num_classes: int, data_dir: Path | None) -> list[str]:
     if source.startswith("cifar"):
         return cifar_class_names(data_dir, num_classes)
@@ -145,12 +117,6 @@ def channel_stats(images: np.ndarray, rows: np.ndarray) -> tuple[torch.Tensor, t
     mean = total / n
     std = ((squares - n * mean.square()) / max(n - 1, 1)).clamp_min(0).sqrt()
     return mean.float(), std.float().clamp_min(1e-3)
-
-
-def reports_groups(name: str, imbalance_ratio: float) -> bool:
-    """Whether a dataset's head, medium and tail classes are reported: a long
-    tail subsampled here, or ImageNet-LT's and Places-LT's lists, long-tailed as given."""
-    return imbalance_ratio > 1 or name in SPLIT_LIST_SOURCES
 
 
 def _place(read: DecodedSplit, rows: np.ndarray, device: torch.device, on_device: bool) -> Split | HostSplit:

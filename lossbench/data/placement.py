@@ -8,10 +8,10 @@ and the copies of the training split that an epoch's shuffle and augmentation
 make, take at most half of the memory the device has free: the other half is
 left for the model, its activations and the optimizer."""
 
+from __future__ import annotations
+
 import os
 from dataclasses import dataclass
-
-import torch
 
 ON_DEVICE_CHOICES = ("auto", True, False)
 # of the device's free memory, the share the data may take under auto
@@ -40,6 +40,8 @@ def free_memory(device: torch.device) -> int | None:
     """Bytes free on ``device``: the GPU's free memory, or the host's available
     memory for the CPU; None where the system does not say."""
     if device.type == "cuda":
+        import torch  # here only: a command line's checks read ON_DEVICE_CHOICES before anything needs torch
+
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
     try:

@@ -14,14 +14,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossbench.data import load_dataset
 from lossbench.data.augment import Normalize
-from lossbench.data.dataset import num_classes_in, reports_groups
+from lossbench.data.sources import num_classes_in, reports_groups
 from lossbench.data.placement import loader_workers
 from lossbench.errors import UserError, one_line
 from lossbench.evaluation.config import eval_config
 from lossbench.formatting import format_number
 from lossbench.training.compose import resolved
 from lossbench.training.device import resolve_device, resolve_precision
-from lossbench.training.metrics import METRIC_COLUMNS, RELIABILITY_COLUMNS, class_groups
+from lossbench.training.columns import METRIC_COLUMNS
+from lossbench.training.metrics import RELIABILITY_COLUMNS, class_groups
 from lossbench.training.run import (PER_CLASS_COLUMNS, _per_class_rows, build_network, evaluation_batches,
                                     seed_everything)
 from lossbench.training.run_dir import RunDir

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from lossbench.errors import UserError
+from lossbench.training.validate import PRECISIONS
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # torch.compile modes that replay the compiled code as CUDA graphs
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 

@@ -1,4 +1,8 @@
-"""The Hydra application behind ``lossbench train``."""
+"""The Hydra application behind ``lossbench train``.
+
+A command line is checked, job by job for a sweep, before torch is imported
+and before any data is read: a mistake costs what Hydra needs to compose the
+config. Training's modules are imported by the job that trains."""
 
 import re
 import shlex
@@ -15,7 +19,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lossbench.errors import UserError
-from lossbench.diagnosis import Diagnosis
 from lossbench.config_dir import config_dir
 from lossbench.training.compose import compose_train, resolved
 from lossbench.training.overrides import (
@@ -29,12 +32,11 @@ from lossbench.training.overrides import (
 )
 from lossbench.training.sweep import SweepFinished, continue_command, is_multirun, plan_sweep, prepare_job, take_rerun
 from lossbench.training.sweep_summary import sweep_end
-from lossbench.formatting import format_summary_table
-from lossbench.training.run import run_training
 from lossbench.training.folder_lock import LOCK_NAME, FolderBusy, FolderLock, claim, live_owner, new_folder
 from lossbench.training.run_dir import RunDir
 from lossbench.training.run_files import write_config_record
 from lossbench.training.stop_signals import stop_on_signals
+from lossbench.training.validate import validate_config
 
 # Exit codes: 2 for the user's mistakes, 1 for a run that diverged or failed,
 # 130 for an interruption (as a shell reports Ctrl-C).
@@ -80,6 +82,10 @@ def _train_job(cfg: DictConfig):
 
 
 def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
+    from lossbench.diagnosis import Diagnosis
+    from lossbench.formatting import format_summary_table
+    from lossbench.training.run import run_training
+
     resume = cfg.trainer.resume is not None
     overrides = list(HydraConfig.get().overrides.task)
     if sweeping:
@@ -154,6 +160,7 @@ def claim_run_folder(overrides: list[str]) -> tuple[list[str], FolderLock]:
     run_dir = Path(str(OmegaConf.select(composed, "hydra.run.dir"))).expanduser()
     with open_dict(composed):
         del composed["hydra"]
+    validate_config(composed)
     config = resolved(composed)
     resume = parse(overrides).get("trainer.resume")
     value = resume.value() if resume is not None else None
@@ -178,6 +185,33 @@ def claim_run_folder(overrides: list[str]) -> tuple[list[str], FolderLock]:
         run_dir = new_folder(run_dir)
         lock = claim(run_dir, remove_if_empty=True)
     return _pinned(overrides, run_dir, resume=False), lock
+
+
+def check_every_job(overrides: list[str]) -> None:
+    """Each job of a sweep composed and checked as a single run's config is,
+    before the sweep starts: a bad value in one job is refused in one line
+    instead of failing that job after the others have trained."""
+    from itertools import product
+
+    prefixes = {"ADD": "+", "FORCE_ADD": "++"}
+    per_override = []
+    for text in split_flags(overrides)[1]:
+        override = next(iter(parse([text]).values()))
+        if override.is_hydra_override():
+            continue
+        if not override.is_sweep_override():
+            per_override.append([text])
+            continue
+        values = choices(override)
+        if values is None:  # a glob or a range only Hydra expands: its jobs are checked as they start
+            return
+        key = prefixes.get(override.type.name, "") + override.key_or_group
+        per_override.append([f"{key}={value}" for value in values])
+    for job in product(*per_override):
+        try:
+            validate_config(compose_train(list(job)))
+        except HydraException as e:  # a key one job's config does not have
+            raise UserError(f"the job {' '.join(job)}: {_hydra_refusal(e, list(job))}") from None
 
 
 def _wait_for_other_launches(sweep_dir: Path, progress: bool) -> None:
@@ -249,6 +283,7 @@ def train_main(overrides: list[str]) -> None:
     sweep_dir, run_folder = None, None
     try:
         if is_multirun(overrides):
+            check_every_job(overrides)
             overrides, sweep_dir = plan_sweep(overrides, output_dir_of(overrides), rerun=rerun)
         elif not any(a.startswith("-") for a in overrides):
             overrides, run_folder = claim_run_folder(overrides)

@@ -4,18 +4,21 @@ Schedules are stepped once per training step and expressed in fractional
 epochs, so a warm-up is smooth and milestones fall exactly on epoch boundaries.
 """
 
-import math
+from __future__ import annotations
 
-import torch
-from torch.optim.lr_scheduler import LambdaLR
+import math
 
 from lossbench.errors import UserError
 
+# torch is imported by the functions that build with it: a command line's
+# checks read these names before anything needs torch
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("multistep", "cosine")
 
 
 def build_optimizer(params, cfg, device: torch.device) -> torch.optim.Optimizer:
+    import torch
+
     if cfg.lr <= 0:
         raise UserError(f"optim.lr={cfg.lr} is invalid: it must be > 0")
     if cfg.weight_decay < 0:
@@ -47,6 +50,8 @@ def lr_factor(cfg, epoch: float, epochs: int) -> float:
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int, epochs: int) -> LambdaLR:
+    from torch.optim.lr_scheduler import LambdaLR
+
     if cfg.name not in SCHEDULES:
         raise UserError(f"sched={cfg.name!r} is unknown: valid schedules are {', '.join(SCHEDULES)}")
     if cfg.warmup_epochs < 0:

@@ -20,7 +20,7 @@ import lossbench
 from lossbench.data import batches_of, load_dataset
 from lossbench.data.placement import loader_workers
 from lossbench.data.augment import Normalize
-from lossbench.data.dataset import source_of
+from lossbench.data.sources import source_of
 from lossbench.errors import UserError
 from lossbench.losses import build_loss
 from lossbench.losses.class_weights import class_weights
@@ -39,7 +39,8 @@ from lossbench.training.checkpoint import check_resumable, restore_rng, rng_stat
 from lossbench.training.epoch_log import epoch_lines_in_files_only, log_epoch
 from lossbench.training.fast_defaults import FastSettings, fast_settings
 from lossbench.training.folder_lock import claim
-from lossbench.training.metrics import METRIC_COLUMNS, RELIABILITY_COLUMNS, class_groups
+from lossbench.training.columns import METRIC_COLUMNS
+from lossbench.training.metrics import RELIABILITY_COLUMNS, class_groups
 from lossbench.training.optim import build_optimizer, build_scheduler
 from lossbench.training.run_dir import RunDir
 from lossbench.training.run_files import format_value

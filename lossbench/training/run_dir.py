@@ -7,11 +7,18 @@ import json
 import math
 from pathlib import Path
 
-import torch
 import yaml
 
 from lossbench.errors import UserError
 from lossbench.training.run_files import MetricsCSV, replace_atomically, write_csv, write_json, write_text
+
+
+def _torch():
+    """torch, for the checkpoint and logits files only: a command's checks and a
+    sweep's planning read run folders before anything needs torch."""
+    import torch
+
+    return torch
 
 
 class RunDir:
@@ -129,12 +136,12 @@ class RunDir:
         return (self / self.CHECKPOINT).is_file()
 
     def save_checkpoint(self, **state) -> None:
-        replace_atomically(self / self.CHECKPOINT, lambda f: torch.save(state, f))
+        replace_atomically(self / self.CHECKPOINT, lambda f: _torch().save(state, f))
 
     def load_checkpoint(self) -> dict:
         path = self / self.CHECKPOINT
         try:
-            return torch.load(path, map_location="cpu", weights_only=False)
+            return _torch().load(path, map_location="cpu", weights_only=False)
         except FileNotFoundError:
             raise UserError(f"{path} does not exist: the run has no completed epoch to resume from") from None
         except Exception as e:  # a truncated or foreign file
@@ -143,29 +150,29 @@ class RunDir:
     # best.pt: {"epoch", "model", "loss", "selection", "data", "config"}
 
     def save_best(self, content: dict) -> None:
-        replace_atomically(self / self.BEST, lambda f: torch.save(content, f))
+        replace_atomically(self / self.BEST, lambda f: _torch().save(content, f))
 
     def load_best(self) -> dict:
         """best.pt as saved; torch.load's errors where it is absent or cannot be read."""
-        return torch.load(self / self.BEST, map_location="cpu", weights_only=True)
+        return _torch().load(self / self.BEST, map_location="cpu", weights_only=True)
 
     # logits_<selected|final>.pt: {"epoch": int, "<split>_logits": float16 (N, K), "<split>_labels": int64 (N,)}
 
     def save_logits(self, which: str, epoch: int, splits: dict) -> None:
         """``splits``: split name -> (logits, labels), as tensors on any device."""
-        content = {"epoch": epoch}
+        torch, content = _torch(), {"epoch": epoch}
         for split, (logits, labels) in splits.items():
             content[f"{split}_logits"] = logits.detach().to("cpu", torch.float16)
             content[f"{split}_labels"] = labels.detach().to("cpu", torch.int64)
-        replace_atomically(self / self.LOGITS[which], lambda f: torch.save(content, f))
+        replace_atomically(self / self.LOGITS[which], lambda f: _torch().save(content, f))
 
     def logits(self, which: str) -> dict | None:
         """The saved logits as float64 NumPy arrays and labels, or None where the run saved none."""
         try:
-            content = torch.load(self / self.LOGITS[which], map_location="cpu", weights_only=True)
+            content = _torch().load(self / self.LOGITS[which], map_location="cpu", weights_only=True)
         except (OSError, RuntimeError, EOFError):
             return None
-        return {k: (v.double().numpy() if k.endswith("_logits") else v.numpy() if torch.is_tensor(v) else v)
+        return {k: (v.double().numpy() if k.endswith("_logits") else v.numpy() if hasattr(v, "numpy") else v)
                 for k, v in content.items()}
 
     def previous_files(self) -> list[Path]:

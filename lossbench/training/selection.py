@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 
 from lossbench.errors import UserError
-from lossbench.training.metrics import METRIC_COLUMNS
+from lossbench.training.columns import METRIC_COLUMNS
 
 SELECTABLE = tuple(c for c in METRIC_COLUMNS if c.startswith(("val_", "test_")))
 LOWER_IS_BETTER = ("_loss", "_nll", "_ece")

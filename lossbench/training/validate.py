@@ -4,7 +4,7 @@ loaded or written: one line naming the key, the value and what is valid."""
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench.checks import check_choice, check_flag, check_number
-from lossbench.data.dataset import num_classes_in, source_of
+from lossbench.data.sources import num_classes_in, source_of
 from lossbench.data.placement import ON_DEVICE_CHOICES
 from lossbench.data.image_files import BAD_IMAGE_CHOICES, CHANNEL_MODES, FILE_SOURCES
 from lossbench.data.long_tail import PROFILES
@@ -12,11 +12,12 @@ from lossbench.errors import UserError
 from lossbench.losses import loss_class
 from lossbench.tracking import LOGGERS, check_installed
 from lossbench.training.compose import resolved
-from lossbench.training.device import PRECISIONS
 from lossbench.training.optim import OPTIMIZERS, SCHEDULES
 from lossbench.training.selection import SELECTABLE
 
 SAMPLERS = ("random", "class_balanced")
+# trainer.precision: auto is bf16 autocast on CUDA and float32 elsewhere (device.resolve_precision)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # trainer.compile: false, true (the default mode) or a torch.compile mode
 COMPILE_CHOICES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
