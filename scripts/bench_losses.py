@@ -28,7 +28,7 @@ import torch
 
 from bench_throughput import BATCH_SIZES, checked_batch, checked_sizes, device_label, lossbench_epoch_times, steady, write_data
 
-from lossbench.losses import LOSSES, build_loss
+from lossbench.losses.registry import LOSSES, build_loss
 from lossbench.models import MODELS
 from lossbench.training.device import synchronize
 

@@ -230,7 +230,7 @@ def test_keys_hydra_refuses_fail_in_one_line_naming_the_valid_keys(tmp_path, arg
 
 
 def test_losses_lists_every_loss_and_shows_where_defaults_come_from(tmp_path):
-    from lossbench.losses import LOSSES
+    from lossbench.losses.registry import LOSSES
 
     listing = lossbench("losses", cwd=tmp_path).stdout
     assert [line.split()[0] for line in listing.splitlines()[:len(LOSSES)]] == list(LOSSES)

@@ -5,7 +5,7 @@ In process (no lossbench start-up): these are the fast tier's CLI checks."""
 import pytest
 
 from helpers.training import compose_train
-from lossbench.losses import LOSSES
+from lossbench.losses.registry import LOSSES
 from lossbench.training.hydra_app import train_main
 
 
@@ -62,7 +62,7 @@ def test_a_subclass_overrides_the_table_not_the_signature():
 
 
 def test_a_knob_given_on_the_command_line_reaches_the_loss():
-    from lossbench.losses import build_loss
+    from lossbench.losses.registry import build_loss
     from lossbench.training.validate import loss_knobs
 
     cfg = compose_train("loss=focal", "loss.gamma=3", "loss.alpha=[1,2,3,4,5,6,7,8,9,10]")

@@ -12,7 +12,7 @@ import torch
 
 from helpers import reference_long_tail as ref
 from helpers import reference_losses
-from lossbench.losses import build_loss
+from lossbench.losses.registry import build_loss
 from lossbench.losses.influence_balanced import influence_balanced
 
 AUTHORS = json.loads((Path(__file__).parent / "data" / "authors_values.json").read_text())

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from helpers import reference_losses as ref
-from lossbench.losses import LOSSES, build_loss, knob_defaults
 from lossbench.losses.describe import describe_loss
+from lossbench.losses.knob_tables import knob_defaults
+from lossbench.losses.registry import LOSSES, build_loss
 
 COUNTS = [500, 300, 180, 100, 60, 40, 23, 14, 8, 5]
 

@@ -8,7 +8,7 @@ import torch
 
 from helpers import reference_losses as ref
 from lossbench.errors import UserError
-from lossbench.losses import LOSSES, build_loss
+from lossbench.losses.registry import LOSSES, build_loss
 from lossbench.losses.class_weights import class_weights
 from lossbench.losses.large_margin import psi
 

@@ -7,7 +7,7 @@ import torch
 
 from lossbench.data import DeviceBatches, load_dataset
 from lossbench.data.augment import Normalize
-from lossbench.losses import LOSSES, build_loss
+from lossbench.losses.registry import LOSSES, build_loss
 from lossbench.losses.class_weights import class_weights
 from lossbench.training.run import run_training
 from lossbench.training.columns import TIME_COLUMNS

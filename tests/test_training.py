@@ -45,7 +45,7 @@ def test_fp16_with_grad_scaler_trains():
 
     from lossbench.data import DeviceBatches, load_dataset
     from lossbench.data.augment import Normalize
-    from lossbench.losses import build_loss
+    from lossbench.losses.registry import build_loss
     from lossbench.models.classifier import Classifier
     from lossbench.training.device import resolve_precision
     from lossbench.training.optim import build_optimizer, build_scheduler

@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.losses.base import ClassificationLoss, float32_or_wider
-from lossbench.losses.knobs import Knob
 
 
 class AnchorLoss(ClassificationLoss):
@@ -20,15 +19,6 @@ class AnchorLoss(ClassificationLoss):
     description = "sigmoid loss scaling negatives by how far they score above the target"
     formula = "l = -log p_y - sum_{j!=y} (1 + p_j - q*)^gamma log(1 - p_j),  p = sigmoid(z), q* = max(p_y - delta, 0)"
     paper = "Ryou et al. 2019, Anchor Loss: Modulating Loss Scale Based on Prediction Difficulty"
-    knobs = {
-        "gamma": Knob(0.5, "how much harder negatives scoring above the anchor are pushed",
-                      "authors' code, slryou41/AnchorLoss anchor_loss.py (gamma=0.5)", low=0.0),
-        "delta": Knob(0.05, "the slack: the anchor is the target's probability minus delta",
-                      "authors' code, slryou41/AnchorLoss anchor_loss.py (slack=0.05)", low=0.0, high=1.0),
-        "warmup_epochs": Knob(5, "epochs of plain softmax cross entropy first",
-                              "authors' code, slryou41/AnchorLoss anchor_loss.py (plain CE while epoch < 5)",
-                              low=0, integer=True),
-    }
     conventions = ("the warm-up trains, and evaluates, with plain softmax cross entropy (the authors' warm_up=True)",)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,7 @@ or inverse effective number ``(1 - beta) / (1 - beta^n_c)``, normalised to sum K
 import torch
 
 from lossbench.losses.base import ClassificationLoss, require_counts
-from lossbench.losses.class_weights import SCHEMES, class_weights
-from lossbench.losses.knobs import Knob
+from lossbench.losses.class_weights import class_weights
 
 
 class BalancedCrossEntropy(ClassificationLoss):
@@ -14,14 +13,6 @@ class BalancedCrossEntropy(ClassificationLoss):
     description = "cross entropy weighted per class by inverse (effective) frequency"
     formula = "l = -a_y log p_y,  a_c = (1-b)/(1-b^n_c) (effective) or 1/n_c (inverse), sum_c a_c = K"
     paper = "Cui et al. 2019, Class-Balanced Loss Based on Effective Number of Samples"
-    knobs = {
-        "scheme": Knob("effective", "the class weights: inverse frequency 1/n_c, or inverse effective number",
-                       "Cui et al. 2019, the class-balanced term 1/E_n (effective number of samples)", choices=SCHEMES),
-        "beta": Knob(0.9999, "the effective number's beta: 0 weighs all classes alike, near 1 as inverse frequency",
-                     "authors' CIFAR-LT script, richardaecn/class-balanced-loss cifar_im_trainval_cb.sh (BETA=0.9999)",
-                     low=0.0, high=1.0, high_inclusive=False),
-    }
-    common_knobs = ("ignore_index", "reduction")  # the class weights are the loss's own
     conventions = (
         "the mean divides by the sum of the target weights, sum_i a_{y_i} (PyTorch's weighted mean, as LDAM-DRW); "
         "Cui et al.'s code divides by the batch size N, a value several times smaller on a long-tailed batch",

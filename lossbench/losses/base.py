@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lossbench.checks import check_number
 from lossbench.errors import UserError
+from lossbench.losses import knob_tables
+from lossbench.losses.knob_tables import COMMON_KNOBS
 from lossbench.losses.knobs import Knob
-from lossbench.losses.reduction import REDUCTIONS, reduce_loss
+from lossbench.losses.reduction import reduce_loss
 
 
 def float32_or_wider(x: torch.Tensor) -> torch.Tensor:
@@ -31,30 +32,6 @@ def require_counts(name: str, class_counts) -> torch.Tensor:
     if (counts <= 0).any():
         raise UserError(f"loss {name} needs every class in the training set: class counts {list(class_counts)}")
     return counts
-
-
-def check_class_weight(key: str, value, num_classes: int | None):
-    """null, or one number >= 0 per class."""
-    if value is None:
-        return None
-    values = list(value) if isinstance(value, (list, tuple)) or torch.is_tensor(value) else [value]
-    if not isinstance(value, (list, tuple)) and not torch.is_tensor(value):
-        raise UserError(f"{key}={value!r} is invalid: give one number >= 0 per class, e.g. [1.0,2.0,...], or null")
-    for v in values:
-        check_number(key, float(v) if torch.is_tensor(v) else v, 0, why=" (one weight per class)")
-    if num_classes is not None and len(values) != num_classes:
-        raise UserError(f"{key} has {len(values)} values: it needs one per class ({num_classes})")
-    return value
-
-
-# The knobs every loss has, with torch.nn.CrossEntropyLoss's meaning.
-COMMON_SOURCE = "as torch.nn.CrossEntropyLoss"
-COMMON_KNOBS = {
-    "weight": Knob(None, "a weight per class; the mean divides by the sum of the target weights", COMMON_SOURCE,
-                   check=check_class_weight, valid="null | one number >= 0 per class"),
-    "ignore_index": Knob(-100, "a target value that counts for nothing", COMMON_SOURCE, integer=True),
-    "reduction": Knob("mean", "how the per-sample losses are combined", COMMON_SOURCE, choices=REDUCTIONS),
-}
 
 
 def _as_class_weight(weight) -> torch.Tensor:
@@ -76,10 +53,8 @@ class ClassificationLoss(nn.Module):
     description = ""
     formula = ""
     paper = ""
-    # The loss's own knobs (the common ones are added): a subclass overrides the
-    # table, not the constructor's signature.
-    knobs: dict[str, Knob] = {}
-    common_knobs = tuple(COMMON_KNOBS)
+    # The knobs are the table of this name in knob_tables.py (the loss's own,
+    # then the common ones it takes), not the constructor's signature.
     # the conventions a user could not guess from the formula; `lossbench losses NAME` shows them
     conventions: tuple[str, ...] = ()
     inputs = "logits"
@@ -88,22 +63,18 @@ class ClassificationLoss(nn.Module):
 
     @classmethod
     def knob_table(cls) -> dict[str, Knob]:
-        return {**cls.knobs, **{key: COMMON_KNOBS[key] for key in cls.common_knobs}}
+        return knob_tables.knob_table(cls.name)
 
     @classmethod
     def settings_from(cls, given: dict, num_classes: int | None = None) -> dict:
         """Every knob's value, checked: ``given`` where given, else the default."""
-        table = cls.knob_table()
-        unknown = [k for k in given if k not in table]
-        if unknown:
-            raise UserError(f"loss.{unknown[0]} is not a knob of {cls.name}: its knobs are {', '.join(table)}")
-        return {key: knob.checked(key, given.get(key, knob.default), num_classes) for key, knob in table.items()}
+        return knob_tables.checked_knobs(cls.name, given, num_classes)
 
     def __init__(self, num_classes: int | None = None, **knobs):
         super().__init__()
         self.num_classes = num_classes
         self.settings = self.settings_from(knobs, num_classes)
-        for key, knob in self.knobs.items():
+        for key, knob in knob_tables.own_knobs(self.name).items():
             if knob.kept:
                 setattr(self, key, self.settings[key])
         weight, ignore_index, reduction = (self.settings.get(k, COMMON_KNOBS[k].default) for k in COMMON_KNOBS)

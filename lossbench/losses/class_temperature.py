@@ -9,7 +9,6 @@ logits in training. The temperatures are dropped to predict. It is the
 vector-scaling loss without its additive part (tau = 0).
 """
 
-from lossbench.losses.knobs import Knob
 from lossbench.losses.vector_scaling import VSLoss
 
 
@@ -18,10 +17,5 @@ class CDTLoss(VSLoss):
     description = "cross entropy on logits divided by class temperatures (n_max/n_k)^gamma"
     formula = "l = CE(z_k / a_k),  a_k = (n_max/n_k)^gamma"
     paper = "Ye et al. 2020, Identifying and Compensating for Feature Deviation in Imbalanced Deep Learning"
-    knobs = {
-        "gamma": Knob(0.3, "the power of the class temperatures (n_max/n_k)^gamma; 0 gives CE",
-                      "the paper tunes gamma per dataset (CIFAR-10 in [0, 0.4]); 0.3 as the VS-Loss authors' and "
-                      "BagofTricks-LT's code run CDT", low=0.0),
-    }
     tau = 0.0  # no additive part
     conventions = ("the temperatures apply in training and in test_loss; predictions use the plain logits",)

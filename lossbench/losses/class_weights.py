@@ -6,8 +6,7 @@ import torch
 
 from lossbench.checks import check_number
 from lossbench.errors import UserError
-
-SCHEMES = ("inverse", "effective")
+from lossbench.losses.knob_tables import SCHEMES
 
 
 def class_weights(class_counts, scheme: str = "effective", beta: float = 0.9999) -> torch.Tensor:

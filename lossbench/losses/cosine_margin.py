@@ -18,16 +18,7 @@ import math
 import torch
 
 from lossbench.losses.base import ClassificationLoss
-from lossbench.losses.knobs import Knob, flag
 from lossbench.losses.owned_classifier import cosine_scores, new_class_weight
-
-
-def scale(default: float, source: str) -> Knob:
-    return Knob(default, "s: the scale of the cosine logits", source, low=0.0, low_inclusive=False)
-
-
-def margin(default: float, help: str, source: str) -> Knob:
-    return Knob(default, help, source, low=0.0, high=1.0)
 
 
 class _CosineMarginLoss(ClassificationLoss):
@@ -55,11 +46,6 @@ class CosFace(_CosineMarginLoss):
     description = "normalised head, additive cosine margin: s (cos t_y - m)"
     formula = "CE on s (cos t_k - m [k = y])"
     paper = "Wang et al. 2018, CosFace: Large Margin Cosine Loss for Deep Face Recognition"
-    knobs = {
-        "s": scale(64.0, "Wang et al. 2018 (CosFace), section 4.1: s = 64"),
-        "m": margin(0.35, "the cosine margin subtracted from the target's cosine in training",
-                    "Wang et al. 2018 (CosFace), section 4.2 and Fig. 5: m = 0.35"),
-    }
 
     def target_cosine(self, cos):
         return cos - self.m
@@ -69,11 +55,6 @@ class AMSoftmax(CosFace):
     name = "am_softmax"
     description = "additive margin softmax: CosFace's function with s=30"
     paper = "Wang et al. 2018, Additive Margin Softmax for Face Verification"
-    knobs = {
-        "s": scale(30.0, "authors' code, happynear/AMSoftmax prototxt/face_train_test.prototxt (Scale 30)"),
-        "m": margin(0.35, "the cosine margin subtracted from the target's cosine in training",
-                    "authors' code, happynear/AMSoftmax prototxt/face_train_test.prototxt (LabelSpecificAdd -0.35)"),
-    }
 
 
 class ArcFace(_CosineMarginLoss):
@@ -82,13 +63,6 @@ class ArcFace(_CosineMarginLoss):
     formula = ("CE on s f(t_y) for the target, s cos t_k otherwise;  f(t) = cos(t + m) for t <= pi - m, "
                "cos t - m sin m beyond (easy_margin: cos(t + m) for t <= pi/2, cos t beyond)")
     paper = "Deng et al. 2019, ArcFace: Additive Angular Margin Loss for Deep Face Recognition"
-    knobs = {
-        "s": scale(64.0, "Deng et al. 2019, experimental settings: s = 64"),
-        "m": margin(0.5, "the angular margin added to the target's angle in training (radians)",
-                    "Deng et al. 2019, Table 2 and insightface arcface_torch configs/base.py margin_list (1.0, 0.5, 0.0)"),
-        "easy_margin": flag(False, "keep the plain cosine past 90 degrees instead of the margin",
-                            "insightface arcface_torch losses.py (easy_margin=False)"),
-    }
     conventions = (
         "past t_y = pi - m the target logit is s (cos t_y - m sin m), as insightface's arcface_torch did until "
         "December 2022, so that the loss keeps rising with the angle; their current code drops that branch",

@@ -1,7 +1,7 @@
 """Text for ``lossbench losses``: the registry at a glance, or one loss in full."""
 
-from lossbench.losses import LOSSES, loss_class
-from lossbench.losses.base import COMMON_KNOBS
+from lossbench.losses.knob_tables import COMMON_KNOBS, own_knobs
+from lossbench.losses.registry import LOSSES, loss_class
 
 TAKES = {
     "logits": "the model's class scores",
@@ -15,7 +15,7 @@ def _value(value) -> str:
 
 
 def _defaults_text(name: str) -> str:
-    return ", ".join(f"{k}={_value(knob.default)}" for k, knob in LOSSES[name].knobs.items()) or "-"
+    return ", ".join(f"{k}={_value(knob.default)}" for k, knob in own_knobs(name).items()) or "-"
 
 
 def list_losses() -> str:

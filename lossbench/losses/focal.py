@@ -12,27 +12,8 @@ import torch.nn.functional as F
 
 from lossbench.errors import UserError
 from lossbench.losses.base import ClassificationLoss, float32_or_wider
-from lossbench.losses.class_weights import SCHEMES, class_weights
-from lossbench.losses.knobs import Knob
+from lossbench.losses.class_weights import class_weights
 from lossbench.losses.reduction import target_log_prob
-
-
-def check_alpha(key: str, alpha, num_classes: int | None):
-    """null, a number > 0, one number > 0 per class, or the name of a scheme."""
-    invalid = f"{key}={alpha!r} is invalid: use a number > 0, one per class, or {' | '.join(SCHEMES)}"
-    if alpha is None or alpha in SCHEMES:
-        return alpha
-    if isinstance(alpha, (bool, str)):
-        raise UserError(invalid)
-    try:
-        values = torch.as_tensor(list(alpha) if not isinstance(alpha, (int, float)) else alpha, dtype=torch.float64)
-    except (TypeError, ValueError):
-        raise UserError(invalid) from None
-    if values.ndim > 1 or not torch.isfinite(values).all() or (values <= 0).any():
-        raise UserError(invalid)
-    if values.ndim == 1 and num_classes is not None and len(values) != num_classes:
-        raise UserError(f"{key} has {len(values)} values: it needs one per class ({num_classes})")
-    return alpha
 
 
 class FocalLoss(ClassificationLoss):
@@ -40,15 +21,6 @@ class FocalLoss(ClassificationLoss):
     description = "cross entropy down-weighting easy examples by (1-p_y)^gamma"
     formula = "l = -a_y (1 - p_y)^gamma log p_y"
     paper = "Lin et al. 2017, Focal Loss for Dense Object Detection"
-    knobs = {
-        "gamma": Knob(2.0, "focusing: how much easy examples (p_y near 1) are down-weighted; 0 gives CE",
-                      "Lin et al. 2017, section 3.2 and Table 1a: gamma = 2", low=0.0),
-        "alpha": Knob(None, "a factor a_y on each sample's loss: one for all, one per class, or from the counts",
-                      "none: the paper's alpha = 0.25 (Table 1b) weighs the sigmoid form's positives against its "
-                      "negatives, which the softmax form does not have",
-                      check=check_alpha, valid=f"null | a number > 0 | one per class | {' | '.join(SCHEMES)}",
-                      kept=False),
-    }
     conventions = (
         "a scalar alpha scales every class alike (kornia since 0.7.2 gives class 0 1 - alpha and the others alpha; "
         "torchvision's sigmoid form gives negatives 1 - alpha); give K values for per-class weights",

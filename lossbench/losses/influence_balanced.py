@@ -20,7 +20,6 @@ from torch import nn
 
 from lossbench.errors import UserError
 from lossbench.losses.base import ClassificationLoss, require_counts, float32_or_wider
-from lossbench.losses.knobs import Knob, flag
 from lossbench.losses.owned_classifier import LinearClassifier
 
 
@@ -43,18 +42,6 @@ class IBLoss(LinearClassifier, ClassificationLoss):
     formula = "l_i = w_y CE_i alpha / (|softmax(z_i) - onehot(y_i)|_1 |h_i|_1 + eps),  w_c = (1/n_c) K / sum_j 1/n_j"
     paper = "Park et al. 2021, Influence-Balanced Loss for Imbalanced Visual Classification"
     inputs = "embeddings"
-    knobs = {
-        "alpha": Knob(1000.0, "the scale of the loss over the influence",
-                      "authors' training scripts, pseulki/IB-Loss (--alpha 1000; the class default, 10000, is not used)",
-                      low=0.0, low_inclusive=False),
-        "epsilon": Knob(1e-3, "added to the influence, so that a sample of no influence stays finite",
-                        "authors' code, pseulki/IB-Loss losses.py (epsilon = 0.001)", low=0.0, low_inclusive=False),
-        "reweight": flag(True, "the class factor w_c (inverse frequency, summing to K)",
-                         "authors' CIFAR runs, pseulki/IB-Loss cifar_train.py (IBReweight)"),
-        "warmup_epochs": Knob(100, "epochs of plain cross entropy first",
-                              "authors' CIFAR setting, pseulki/IB-Loss opts.py (start_ib_epoch 100 of 200 epochs)",
-                              low=0, integer=True),
-    }
     conventions = (
         "the mean is over samples, with the class factor w_y inside each sample's value (the authors' "
         "plain mean); weight= adds PyTorch's weighted mean on top",

@@ -1,7 +1,7 @@
 """A loss's knobs, each defined once: its default, what is valid, where the
-default comes from and a line of help. The table on each loss class drives the
-constructor's checks, the ``loss=NAME`` config node, ``lossbench losses NAME``
-and the error a bad value gets."""
+default comes from and a line of help. Each loss's table (in knob_tables.py)
+drives the constructor's checks, the ``loss=NAME`` config node, ``lossbench
+losses NAME`` and the error a bad value gets."""
 
 from dataclasses import dataclass
 from typing import Any, Callable

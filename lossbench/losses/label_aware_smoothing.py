@@ -15,13 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lossbench.checks import check_number
-from lossbench.errors import UserError
 from lossbench.losses.base import ClassificationLoss, require_counts, float32_or_wider
-from lossbench.losses.knobs import Knob
 from lossbench.losses.label_smoothing import smoothing_terms, soft_target_entropy
-
-SHAPES = ("concave", "linear", "convex", "exp")
 
 
 def smoothing_per_class(counts: torch.Tensor, head: float, tail: float, shape: str, power) -> torch.Tensor:
@@ -42,36 +37,10 @@ class LabelAwareSmoothing(ClassificationLoss):
     formula = ("l = (1 - e_y)(-log p_y) + e_y (-1/K sum_k log p_k),  e_c = e_tail + (e_head - e_tail) f(r_c),  "
                "r_c = (n_c - n_min)/(n_max - n_min)")
     paper = "Zhong et al. 2021, Improving Calibration for Long-Tailed Recognition (MiSLAS)"
-    knobs = {
-        "smooth_head": Knob(0.3, "the smoothing of the most frequent class",
-                            "authors' CIFAR-10-LT (imbalance 100) config, dvlab-research/MiSLAS config/cifar10/"
-                            "cifar10_imb001_stage2_mislas.yaml (smooth_head 0.3; 0.4 for CIFAR-100-LT)",
-                            low=0.0, high=1.0, high_inclusive=False),
-        "smooth_tail": Knob(0.0, "the smoothing of the rarest class",
-                            "the same config (smooth_tail 0.0; 0.1 for CIFAR-100-LT)",
-                            low=0.0, high=1.0, high_inclusive=False),
-        "shape": Knob("concave", "the curve f from the tail's smoothing to the head's",
-                      "authors' code, dvlab-research/MiSLAS methods.py (shape='concave')", choices=SHAPES),
-        "power": Knob(None, "the power of the exp shape, r^power (only with shape=exp)",
-                      "authors' code (power=None: only the exp shape takes one)",
-                      check=lambda key, power, _: power if power is None else check_number(
-                          key, power, 0.0, low_inclusive=False), valid="null | (0, inf), with shape=exp"),
-    }
     conventions = (
         "the authors use it in their second stage (classifier re-training); here it is a loss like any other",
         "with class weights, each class's term carries its own weight, as label_smoothing",
     )
-
-    @classmethod
-    def settings_from(cls, given: dict, num_classes: int | None = None) -> dict:
-        settings = super().settings_from(given, num_classes)
-        shape, power = settings["shape"], settings["power"]
-        if shape == "exp" and power is None:
-            raise UserError("loss.power is needed with loss.shape=exp: a number > 0")
-        if shape != "exp" and power is not None:
-            raise UserError(f"loss.power={power} applies to loss.shape=exp only (now shape={shape}): drop it, "
-                            f"or set loss.shape=exp")
-        return settings
 
     def __init__(self, num_classes=None, class_counts=None, **knobs):
         super().__init__(num_classes, **knobs)

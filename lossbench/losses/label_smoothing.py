@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.losses.base import ClassificationLoss, float32_or_wider
-from lossbench.losses.knobs import Knob, flag
 from lossbench.losses.reduction import target_log_prob
 
 
@@ -48,12 +47,6 @@ class LabelSmoothing(ClassificationLoss):
     description = "cross entropy against (1-e) onehot + e/K (exclusive: e/(K-1) off-target)"
     formula = "l = -sum_k q_k log p_k,  q = (1-e) onehot(y) + e/K;  exclusive: q_y = 1-e, q_k = e/(K-1)"
     paper = "Szegedy et al. 2016, Rethinking the Inception Architecture for Computer Vision"
-    knobs = {
-        "smoothing": Knob(0.1, "e: the probability mass moved off the target",
-                          "Szegedy et al. 2016, section 7: e = 0.1 on ImageNet", low=0.0, high=1.0, high_inclusive=False),
-        "exclusive": flag(False, "spread e over the other classes only (K - 1), not over all K",
-                          "Szegedy et al. 2016, section 7: the uniform u(k) = 1/K over all classes"),
-    }
     conventions = (
         "with class weights, each class's term carries its own weight w_k and the mean divides by sum w_y, "
         "as F.cross_entropy(x, y, weight=w, label_smoothing=e)",

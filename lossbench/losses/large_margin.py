@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.losses.base import ClassificationLoss, float32_or_wider
-from lossbench.losses.knobs import Knob
 from lossbench.losses.owned_classifier import new_class_weight
 
 
@@ -42,27 +41,11 @@ def psi(cos: torch.Tensor, m: int) -> torch.Tensor:
     return sign * chebyshev(cos, m) - 2.0 * j
 
 
-def annealing(m: int, base: float, min_: float, gamma: float, power: float, source: str) -> dict[str, Knob]:
-    """The knobs of the margin and of lambda's annealing, with the defaults of one of the authors' prototxts."""
-    return {
-        "m": Knob(m, "the multiplicative angular margin", f"authors' model, {source} (type "
-                  f"{ {2: 'DOUBLE', 4: 'QUADRUPLE'}[m]})", low=1, high=8, integer=True),
-        "lambda_base": Knob(base, "lambda at step 0", f"the same prototxt (base: {base:g})", low=0.0),
-        "lambda_min": Knob(min_, "lambda's floor", "the same prototxt " + (
-            f"(lambda_min: {min_:g})" if min_ else "(no lambda_min: the layer's default, 0)"), low=0.0),
-        "lambda_gamma": Knob(gamma, "how fast lambda decays with the steps", f"the same prototxt (gamma: {gamma:g})",
-                             low=0.0),
-        "lambda_power": Knob(power, "the power of lambda's decay", f"the same prototxt (power: {power:g})", low=0.0),
-    }
-
-
 class LSoftmax(ClassificationLoss):
     name = "l_softmax"
     description = "large-margin softmax: target score |W||x| psi(t_y), annealed blend"
     formula = "target score (lambda |W_y||x| cos t_y + |W_y||x| psi(t_y)) / (1 + lambda), psi(t) = (-1)^j cos(mt) - 2j"
     paper = "Liu et al. 2016, Large-Margin Softmax Loss for Convolutional Neural Networks"
-    knobs = annealing(2, 1000.0, 0.0, 2e-5, 45.0,
-                      "wy1iu/LargeMargin_Softmax_Loss myexamples/cifar10/model/cifar_train_test.prototxt")
     conventions = ("lambda counts training steps (the layer's iterations), not epochs",)
     inputs = "embeddings"
     unit_weight = False
@@ -131,5 +114,4 @@ class SphereFace(LSoftmax):
     description = "A-Softmax: L-Softmax with unit-norm class weights, no bias"
     formula = "as l_softmax with |W| = 1: target score (lambda |x| cos t_y + |x| psi(t_y)) / (1 + lambda)"
     paper = "Liu et al. 2017, SphereFace: Deep Hypersphere Embedding for Face Recognition"
-    knobs = annealing(4, 1000.0, 5.0, 0.12, 1.0, "wy1iu/sphereface train/code/sphereface_model.prototxt")
     unit_weight = True

@@ -7,7 +7,6 @@ Combine with deferred re-weighting (trainer.drw_epoch) for LDAM-DRW."""
 import torch
 
 from lossbench.losses.base import ClassificationLoss, require_counts
-from lossbench.losses.knobs import Knob
 from lossbench.losses.owned_classifier import cosine_scores, new_class_weight
 
 
@@ -16,12 +15,6 @@ class LDAM(ClassificationLoss):
     description = "label-distribution-aware margins C/n_c^(1/4) on a normalised head"
     formula = "CE on s (cos t_k - Delta_y [k = y]),  Delta_c = max_m (n_min / n_c)^(1/4)"
     paper = "Cao et al. 2019, Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss"
-    knobs = {
-        "s": Knob(30.0, "the scale of the cosine logits", "authors' code, kaidic/LDAM-DRW losses.py (s=30)",
-                  low=0.0, low_inclusive=False),
-        "max_m": Knob(0.5, "the margin of the rarest class; the others' shrink as n_c^(-1/4)",
-                      "authors' code, kaidic/LDAM-DRW losses.py (max_m=0.5)", low=0.0, high=1.0),
-    }
     conventions = (
         "the class weights start at norm 1 in uniformly drawn directions, as the authors' NormedLinear",
         "test_loss is measured without the margin (the loss the model predicts with); the authors' validation "

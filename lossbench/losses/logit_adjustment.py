@@ -11,7 +11,6 @@ Prediction uses the plain logits, which is what makes them balanced.
 import torch
 
 from lossbench.losses.base import ClassificationLoss, require_counts, float32_or_wider
-from lossbench.losses.knobs import Knob
 
 
 class BalancedSoftmax(ClassificationLoss):
@@ -37,5 +36,3 @@ class LogitAdjusted(BalancedSoftmax):
     description = "cross entropy on logits shifted by tau * log class prior"
     formula = "CE on z_k + tau log pi_k,  pi_k = n_k / sum n"
     paper = "Menon et al. 2021, Long-Tail Learning via Logit Adjustment"
-    knobs = {"tau": Knob(1.0, "the weight of the log prior added to the logits",
-                         "authors' code, google-research logit_adjustment/main.py (flag tau=1.0)", low=0.0)}

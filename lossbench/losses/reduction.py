@@ -2,8 +2,6 @@
 
 import torch
 
-REDUCTIONS = ("mean", "sum", "none")
-
 
 def reduce_loss(
     per_sample: torch.Tensor,

@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from lossbench.errors import UserError
 from lossbench.losses.base import ClassificationLoss, float32_or_wider
-from lossbench.losses.knobs import Knob
 
 
 class SeesawLoss(ClassificationLoss):
@@ -27,14 +26,6 @@ class SeesawLoss(ClassificationLoss):
     formula = ("l = -log(e^z_y / (e^z_y + sum_{j!=y} M_yj C_yj e^z_j)),  M_yj = min(1, N_j/N_y)^p,  "
                "C_yj = max(1, s_j/s_y)^q")
     paper = "Wang et al. 2021, Seesaw Loss for Long-Tailed Instance Segmentation"
-    knobs = {
-        "p": Knob(0.8, "the power of the mitigation factor (N_j/N_y)^p: how much rarer classes are spared",
-                  "authors' code as mmpretrain ships it, mmpretrain/models/losses/seesaw_loss.py (p=0.8)", low=0.0),
-        "q": Knob(2.0, "the power of the compensation factor (s_j/s_y)^q: how much classes scored above y are punished",
-                  "the same file (q=2.0)", low=0.0),
-        "eps": Knob(1e-2, "the floor of s_y in the score ratio", "the same file (eps=1e-2)",
-                    low=0.0, high=1.0, low_inclusive=False),
-    }
     conventions = (
         "the class counts N grow with every training batch, this one's included, as the authors' cum_samples; "
         "evaluation neither counts nor changes them",

@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.losses.base import ClassificationLoss, float32_or_wider
-from lossbench.losses.knobs import Knob
 from lossbench.losses.reduction import target_log_prob
 
 
@@ -21,8 +20,6 @@ class SoftMarginSoftmax(ClassificationLoss):
     description = "cross entropy with the target logit lowered by m"
     formula = "CE on z_k - m [k = y]"
     paper = "Liang et al. 2017, Soft-Margin Softmax for Deep Classification"
-    knobs = {"m": Knob(0.5, "the margin subtracted from the target logit in training",
-                       "lossbench's choice, not the paper's: a starting point to tune", low=0.0)}
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = float32_or_wider(logits)
@@ -36,12 +33,6 @@ class Poly1(ClassificationLoss):
     description = "cross entropy plus eps (1 - p_y)"
     formula = "l = -log p_y + eps (1 - p_y)"
     paper = "Leng et al. 2022, PolyLoss: A Polynomial Expansion Perspective of Classification Loss Functions"
-    knobs = {
-        # below -1 the loss is no longer minimised by p_y = 1
-        "epsilon": Knob(1.0, "the weight of the first polynomial term (1 - p_y)",
-                        "lossbench's choice, the plain Poly-1 term; the paper reports epsilon = 2 for ImageNet "
-                        "classification (as optax's poly_loss_cross_entropy documents)", low=-1.0),
-    }
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         log_p = target_log_prob(F.log_softmax(float32_or_wider(logits), dim=1), target, self.ignore_index)

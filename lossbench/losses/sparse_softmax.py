@@ -4,9 +4,7 @@ not forced into the set, so the loss stays positive; k = K gives CE."""
 
 import torch
 
-from lossbench.checks import check_number
 from lossbench.losses.base import ClassificationLoss, float32_or_wider
-from lossbench.losses.knobs import Knob
 
 
 class SparseSoftmax(ClassificationLoss):
@@ -14,13 +12,6 @@ class SparseSoftmax(ClassificationLoss):
     description = "cross entropy with the softmax normaliser over the top-k logits"
     formula = "l = logsumexp(top-k of z) - z_y  (k = K gives CE)"
     paper = "sparse / top-k softmax; cf. Martins & Astudillo 2016 for sparse output distributions"
-    knobs = {
-        "k": Knob(10, "how many of the largest logits the normaliser sums over",
-                  "the sparse-softmax author's code, bojone/SPACES seq2seq_model.py (k_sparse = 10)",
-                  check=lambda key, k, classes: check_number(
-                      key, k, 1, classes, integer=True, why=f" (the number of classes is {classes})" if classes else ""),
-                  valid="integer in [1, K]"),
-    }
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = float32_or_wider(logits)

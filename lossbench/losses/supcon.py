@@ -16,7 +16,6 @@ from torch import nn
 
 from lossbench.errors import UserError
 from lossbench.losses.base import ClassificationLoss, float32_or_wider
-from lossbench.losses.knobs import Knob
 from lossbench.losses.owned_classifier import LinearClassifier
 
 
@@ -43,17 +42,6 @@ class SupConLoss(LinearClassifier, ClassificationLoss):
     description = "cross entropy plus supervised contrastive loss on two augmented views"
     formula = "l = CE + lambda * SupCon(v; t),  v = normalize(projection(embedding)), two views per image"
     paper = "Khosla et al. 2020, Supervised Contrastive Learning"
-    knobs = {
-        "temperature": Knob(0.1, "t: the temperature of the contrastive softmax",
-                            "Khosla et al. 2020, section 4.5 (training details): temperature 0.1",
-                            low=0.0, low_inclusive=False),
-        "lam": Knob(1.0, "the weight of the contrastive term beside cross entropy",
-                    "lossbench's choice: one stage, CE + SupCon at equal weight (the paper trains the encoder "
-                    "first, then a linear classifier)", low=0.0),
-        "projection_dim": Knob(128, "the output size of the projection head",
-                               "authors' code, HobbitLong/SupContrast networks/resnet_big.py (feat_dim=128)",
-                               low=1, integer=True),
-    }
     conventions = (
         "SupCon equals SupContrast's SupConLoss with base_temperature = temperature, so no rescaling by "
         "temperature / base_temperature (their default base_temperature = 0.07 would multiply it by t / 0.07)",

@@ -15,7 +15,6 @@ classes. Prediction uses the plain logits.
 import torch
 
 from lossbench.losses.base import ClassificationLoss, require_counts, float32_or_wider
-from lossbench.losses.knobs import Knob
 
 
 class VSLoss(ClassificationLoss):
@@ -23,12 +22,6 @@ class VSLoss(ClassificationLoss):
     description = "cross entropy on logits scaled by (n_k/n_max)^gamma and shifted by tau log prior"
     formula = "l = CE(z_k / Delta_k + iota_k),  Delta_k = (n_max/n_k)^gamma,  iota_k = tau log(n_k/N)"
     paper = "Kini et al. 2021, Label-Imbalanced and Group-Sensitive Classification under Overparameterization"
-    knobs = {
-        "gamma": Knob(0.3, "the power of the per-class scale (n_k/n_max)^gamma; 0: no scaling",
-                      "authors' code, orparask/VS-Loss class_imbalance/train.py (--gamma 0.3)", low=0.0),
-        "tau": Knob(1.0, "the weight of the log prior added to the logits; 0: no shift",
-                    "authors' code, orparask/VS-Loss class_imbalance/train.py (--tau 1.0)", low=0.0),
-    }
     conventions = ("the scale and shift apply in training and in test_loss; predictions use the plain logits",)
 
     def __init__(self, num_classes=None, class_counts=None, **knobs):

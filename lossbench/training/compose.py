@@ -10,12 +10,12 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from lossbench.config_dir import config_dir
 from lossbench.errors import UserError
-from lossbench.losses import LOSSES, config_node
+from lossbench.losses.knob_tables import LOSS_NAMES, config_node
 
 
 def register_loss_configs() -> None:
     store = ConfigStore.instance()
-    for name in LOSSES:
+    for name in LOSS_NAMES:
         store.store(group="loss", name=name, node=config_node(name))
 
 

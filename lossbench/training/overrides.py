@@ -82,9 +82,9 @@ def choices(override: Override) -> list[str] | None:
 
 def options(group: str) -> list[str]:
     if group == "loss":
-        from lossbench.losses import LOSSES
+        from lossbench.losses.knob_tables import LOSS_NAMES
 
-        return list(LOSSES)
+        return list(LOSS_NAMES)
     return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
 
 
@@ -168,13 +168,13 @@ def swept_loss_knobs(args: list[str], parsed: dict[str, Override]) -> list[str]:
     """With the loss swept, ``loss.KNOB=V`` is given to every loss of the sweep
     (``++``): a loss that does not have the knob fails its job with one line,
     while the others run."""
-    from lossbench.losses import LOSSES
+    from lossbench.losses.knob_tables import LOSS_NAMES, knob_table
 
     losses = choices(parsed["loss"]) if "loss" in parsed and parsed["loss"].is_sweep_override() else None
     if not losses:
         return args
     knobs = {key for key, o in parsed.items() if key.startswith("loss.") and key.count(".") == 1 and not o.is_delete()}
-    shared = {key for key in knobs if all(key[5:] in LOSSES[name].knob_table() for name in losses if name in LOSSES)}
+    shared = {key for key in knobs if all(key[5:] in knob_table(name) for name in losses if name in LOSS_NAMES)}
     return [f"++{arg}" if arg.split("=", 1)[0] in knobs - shared else arg for arg in args]
 
 

@@ -22,7 +22,7 @@ from lossbench.data.placement import loader_workers
 from lossbench.data.augment import Normalize
 from lossbench.data.sources import source_of
 from lossbench.errors import UserError
-from lossbench.losses import build_loss
+from lossbench.losses.registry import build_loss
 from lossbench.losses.class_weights import class_weights
 from lossbench.models import build_model
 from lossbench.diagnosis import RunFacts, diagnose

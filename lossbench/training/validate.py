@@ -9,7 +9,7 @@ from lossbench.data.placement import ON_DEVICE_CHOICES
 from lossbench.data.image_files import BAD_IMAGE_CHOICES, CHANNEL_MODES, FILE_SOURCES
 from lossbench.data.long_tail import PROFILES
 from lossbench.errors import UserError
-from lossbench.losses import loss_class
+from lossbench.losses.knob_tables import checked_knobs
 from lossbench.tracking import LOGGERS, check_installed
 from lossbench.training.compose import resolved
 from lossbench.training.optim import OPTIMIZERS, SCHEDULES
@@ -151,4 +151,4 @@ def validate_config(cfg: DictConfig) -> None:
     _check_optim(cfg.optim)
     _check_sched(cfg.sched)
     # the loss's knob table, so that a bad knob is caught before any data is read (or downloaded)
-    loss_class(str(cfg.loss.name)).settings_from(loss_knobs(cfg), num_classes_in(cfg.dataset))
+    checked_knobs(str(cfg.loss.name), loss_knobs(cfg), num_classes_in(cfg.dataset))
