@@ -19,11 +19,14 @@ import time
 from datetime import date
 from pathlib import Path
 
-# (what it is, the Python code run with -c), the baselines
+# (what it is, the Python code run with -c), the baselines; the table shows the code, or its line in HELP_APP
 BASELINES = [
     ("Python starting", "pass"),
     ("importing Hydra and OmegaConf", "import hydra, omegaconf"),
     ("Hydra composing lossbench's config", "from lossbench.training.compose import compose_train; compose_train([])"),
+    ("Hydra's own --help of lossbench's config", "import sys, hydra, lossbench.training.compose; "
+     "from lossbench.config_dir import config_dir; sys.argv = ['train', '--help']; "
+     "hydra.main(config_path=str(config_dir()), config_name='train', version_base='1.3')(lambda cfg: None)()"),
     ("importing torch (for scale)", "import torch"),
 ]
 # (what it is, lossbench's arguments, the exit code it must end with)
@@ -59,7 +62,8 @@ def bench(sources: list[Path], repeats: int) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as cwd:
         for name, code in BASELINES:
-            rows.append({"what": name, "command": f"python -c '{code}'", "kind": "baseline",
+            shown = "a bare hydra.main app on configs/train.yaml, --help" if "--help" in code else f"python -c '{code}'"
+            rows.append({"what": name, "command": shown, "kind": "baseline",
                          "seconds": [median_of([sys.executable, "-c", code], sources[0], Path(cwd), 0, repeats)]})
         for name, args, expected in COMMANDS:
             argv = [sys.executable, "-m", "lossbench.cli", *args]

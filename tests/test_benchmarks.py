@@ -114,7 +114,7 @@ def test_startup_table(tmp_path):
     lines = [line for line in result.stdout.splitlines() if line.startswith("| ") and not line.startswith("| what")]
     rows = {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines)}
     assert list(rows) == ["Python starting", "importing Hydra and OmegaConf", "Hydra composing lossbench's config",
-                          "importing torch (for scale)", "lossbench --version", "lossbench train --help",
+                          "Hydra's own --help of lossbench's config", "importing torch (for scale)", "lossbench --version", "lossbench train --help",
                           "an unknown loss", "an unknown key", "a value out of range", "a bad loss knob",
                           "a bad value in one job of a sweep"]
     composing = float(rows["Hydra composing lossbench's config"][2])

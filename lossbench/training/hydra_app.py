@@ -154,8 +154,6 @@ def claim_run_folder(overrides: list[str]) -> tuple[list[str], FolderLock]:
     one ``hydra.run.dir`` names, or a new one, numbered when the name is taken."""
     from omegaconf import OmegaConf, open_dict
 
-    from lossbench.training.checkpoint import check_resumable, resumable_runs
-
     composed = compose_train(overrides, return_hydra_config=True)
     run_dir = Path(str(OmegaConf.select(composed, "hydra.run.dir"))).expanduser()
     with open_dict(composed):
@@ -165,6 +163,8 @@ def claim_run_folder(overrides: list[str]) -> tuple[list[str], FolderLock]:
     resume = parse(overrides).get("trainer.resume")
     value = resume.value() if resume is not None else None
     if value is not None:
+        from lossbench.training.checkpoint import check_resumable, resumable_runs
+
         output_dir = Path(config["paths"]["output_dir"])
         candidates = resumable_runs(output_dir, config) if value == "auto" else [Path(str(value)).expanduser()]
         busy = []
