@@ -1,6 +1,6 @@
-from pathlib import Path
-
 import logging
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -58,3 +58,12 @@ def _logging_restored():
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate, logger.disabled = propagate, disabled
+
+
+@pytest.fixture(autouse=True)
+def _figures_closed():
+    """Figures a test made and did not save (to read their axes) are closed
+    after it, so that they do not pile up in a worker that runs many tests."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

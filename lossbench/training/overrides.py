@@ -166,8 +166,8 @@ def check_additions(parsed: dict[str, Override]) -> None:
 
 def swept_loss_knobs(args: list[str], parsed: dict[str, Override]) -> list[str]:
     """With the loss swept, ``loss.KNOB=V`` is given to every loss of the sweep
-    (``++``): a loss that does not have the knob fails its job with one line,
-    while the others run."""
+    (``++``), so that each job's config composes and the check of every job
+    before the sweep starts names, in one line, a loss that lacks the knob."""
     from lossbench.losses.knob_tables import LOSS_NAMES, knob_table
 
     losses = choices(parsed["loss"]) if "loss" in parsed and parsed["loss"].is_sweep_override() else None
