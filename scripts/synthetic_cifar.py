@@ -51,6 +51,25 @@ def write_synthetic_cifar10(root: Path, train_per_class: int = 30, test_per_clas
     return folder
 
 
+def write_synthetic_cifar100(root: Path, train_per_class: int = 5, test_per_class: int = 2, seed: int = 0) -> Path:
+    """``<root>/cifar-100-python/``: the train and test files (fine and coarse labels) and no meta file."""
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, per_class in (("train", train_per_class), ("test", test_per_class)):
+        labels = rng.permutation(np.repeat(np.arange(100), per_class))
+        noise = rng.integers(-20, 21, size=(len(labels), 3072), dtype=np.int16)
+        images = np.clip(noise + (labels[:, None] * 2 + 20).astype(np.int16), 0, 255).astype(np.uint8)
+        _dump(folder / name, {
+            b"filenames": [f"{name}_{j}.png".encode() for j in range(len(labels))],
+            b"batch_label": f"{name}ing batch 1 of 1".encode(),
+            b"fine_labels": labels.tolist(),
+            b"coarse_labels": (labels // 5).tolist(),
+            b"data": images,
+        })
+    return folder
+
+
 class _Py2Str(bytes):
     """A byte string to be pickled as Python 2's ``str``."""
 

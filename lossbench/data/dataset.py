@@ -10,7 +10,7 @@ import torch
 from lossbench.data.cifar import cifar_class_names, load_cifar
 from lossbench.data.digits import load_digits_split
 from lossbench.data.image_files import FILE_SOURCES, DecodedSplit, load_image_files
-from lossbench.data.long_tail import long_tail_indices
+from lossbench.data.long_tail import ldam_drw_indices, long_tail_indices
 from lossbench.data.placement import Placement, bytes_on_device, choose_placement
 from lossbench.data.sources import SOURCES, reports_groups, source_of
 from lossbench.data.torchvision_sets import TORCHVISION_SETS, load_torchvision_set
@@ -62,6 +62,11 @@ class ImageDataset:
     std: torch.Tensor
     long_tailed: bool
     placement: Placement
+    # the training images kept (after the long tail, before the validation split), as indices into the
+    # training files in the order kept, and those of them held out for validation
+    kept: np.ndarray
+    kept_labels: np.ndarray
+    held_out: np.ndarray
 
     @property
     def channels(self) -> int:
@@ -142,8 +147,11 @@ def load_dataset(cfg, data_dir: Path, device: torch.device, free_memory: int | N
     # the splits as rows of what was read: nothing is copied until placed
     rows = {split: np.arange(len(decoded.labels)) for split, decoded in read.items()}
     ratio = float(cfg.imbalance_ratio)
-    if ratio != 1:
+    if ratio != 1 and cfg.get("subsample") == "ldam_drw":
+        rows["train"] = ldam_drw_indices(train.labels, num_classes, ratio, str(cfg.profile))
+    elif ratio != 1:
         rows["train"] = long_tail_indices(train.labels, num_classes, ratio, str(cfg.profile), int(cfg.subsample_seed))
+    kept = rows["train"]
     # files that bring their own validation split are not carved further
     fraction = 0 if "val" in read else float(cfg.get("val_fraction") or 0)
     if fraction > 0:
@@ -167,4 +175,7 @@ def load_dataset(cfg, data_dir: Path, device: torch.device, free_memory: int | N
         std=std.to(device),
         long_tailed=reports_groups(str(cfg.name), ratio),
         placement=placement,
+        kept=kept,
+        kept_labels=train.labels[kept],
+        held_out=rows["val"] if fraction > 0 else np.empty(0, dtype=np.int64),
     )

@@ -290,6 +290,7 @@ def start(run: Setup, run_dir: RunDir) -> Progress:
         "wall_time_s": 0.0,
     }
     run_dir.write_config(cfg)
+    run_dir.write_training_images(data.kept, data.kept_labels, data.held_out)
     run_dir.write_per_class(PER_CLASS_COLUMNS, _per_class_rows(data.class_counts, data.class_names, run.groups, None, None))
     return Progress(1, summary)
 

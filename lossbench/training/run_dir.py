@@ -25,6 +25,8 @@ class RunDir:
     METRICS = "metrics.csv"
     SUMMARY = "summary.json"
     PER_CLASS = "per_class.csv"
+    # the training images the run kept: index into the training files, label, train or val
+    TRAINING_IMAGES = "training_images.csv"
     CALIBRATION = "calibration.csv"
     CONFIG = "resolved_config.yaml"  # what ran, interpolations resolved
     CHECKPOINT = "last.pt"
@@ -32,7 +34,7 @@ class RunDir:
     # the validation and test logits of the selected and the final epochs, for post-hoc steps
     LOGITS = {"selected": "logits_selected.pt", "final": "logits_final.pt"}
     # what a run writes (beside .hydra/ and its lock): an earlier attempt's are moved aside together
-    FILES = (METRICS, SUMMARY, PER_CLASS, CALIBRATION, CONFIG, CHECKPOINT, BEST, *LOGITS.values())
+    FILES = (METRICS, SUMMARY, PER_CLASS, TRAINING_IMAGES, CALIBRATION, CONFIG, CHECKPOINT, BEST, *LOGITS.values())
 
     def __init__(self, path):
         self.path = Path(path)
@@ -123,6 +125,14 @@ class RunDir:
             write_csv(path, columns, [{c: row.get(c, "") for c in columns} for row in rows])
         return [{k: (float(v) if v not in ("", "nan") else (math.nan if v == "nan" else None)) for k, v in row.items()}
                 for row in rows]
+
+    def write_training_images(self, kept, labels, held_out) -> None:
+        """Every kept training image in the order kept: its index into the training
+        files, its label, and whether it trains or was held out for validation."""
+        held = set(held_out.tolist())
+        write_csv(self / self.TRAINING_IMAGES, ("index", "label", "split"),
+                  [{"index": i, "label": y, "split": "val" if i in held else "train"}
+                   for i, y in zip(kept.tolist(), labels.tolist())])
 
     def write_per_class(self, columns, rows) -> None:
         write_csv(self / self.PER_CLASS, columns, rows)

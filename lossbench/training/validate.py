@@ -7,7 +7,7 @@ from lossbench.checks import check_choice, check_flag, check_number
 from lossbench.data.sources import num_classes_in, source_of
 from lossbench.data.placement import ON_DEVICE_CHOICES
 from lossbench.data.image_files import BAD_IMAGE_CHOICES, CHANNEL_MODES, FILE_SOURCES
-from lossbench.data.long_tail import PROFILES
+from lossbench.data.long_tail import PROFILES, SUBSAMPLES
 from lossbench.errors import UserError
 from lossbench.losses.knob_tables import checked_knobs
 from lossbench.tracking import LOGGERS, check_installed
@@ -77,6 +77,8 @@ def _check_dataset(dataset) -> None:
     check_number("dataset.imbalance_ratio", dataset.imbalance_ratio, 1, why=" (1 keeps the data balanced)")
     check_choice("dataset.profile", dataset.profile, PROFILES)
     check_number("dataset.subsample_seed", dataset.subsample_seed, 0, integer=True)
+    if "subsample" in dataset:
+        check_choice("dataset.subsample", dataset.subsample, SUBSAMPLES)
     check_number("dataset.val_fraction", dataset.val_fraction, 0, 1, high_inclusive=False,
                  why=" (0: no validation split)")
     check_number("dataset.val_seed", dataset.val_seed, 0, integer=True)

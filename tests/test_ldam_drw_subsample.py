@@ -1,0 +1,111 @@
+"""dataset.subsample=ldam_drw keeps the images LDAM-DRW's code keeps, index for
+index: checked against that procedure written here from its description
+(NumPy's global generator seeded with 0 once; for each class in label order,
+np.random.shuffle of its indices in the concatenated training files; the first
+int(n_max * imb_factor ** (c / (C - 1))) kept), on files in the real format."""
+
+import csv
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from lossbench.data.dataset import load_dataset
+from lossbench.training.compose import compose_train
+from lossbench.training.run import run_training
+from synthetic_cifar import write_synthetic_cifar10, write_synthetic_cifar100
+
+PER_CLASS = 500  # CIFAR's own 5000 per class would take longer to write, to the same effect
+
+
+def labels_in_files(folder, files, key) -> np.ndarray:
+    """The training labels in the order of the concatenated files, read with pickle as the authors' loader does."""
+    labels = []
+    for name in files:
+        with open(folder / name, "rb") as f:
+            labels += pickle.load(f, encoding="latin1")[key]
+    return np.array(labels, dtype=np.int64)
+
+
+def authors_selection(labels: np.ndarray, classes: int, imb_factor: float, imb_type: str) -> list[int]:
+    img_max = len(labels) / classes
+    if imb_type == "exp":
+        counts = [int(img_max * (imb_factor ** (c / (classes - 1.0)))) for c in range(classes)]
+    else:
+        counts = [int(img_max)] * (classes // 2) + [int(img_max * imb_factor)] * (classes // 2)
+    np.random.seed(0)
+    kept = []
+    for the_class, count in zip(np.unique(labels), counts):
+        idx = np.where(labels == the_class)[0]
+        np.random.shuffle(idx)
+        kept += idx[:count].tolist()
+    return kept
+
+
+@pytest.fixture(scope="module")
+def cifar10_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar10")
+    write_synthetic_cifar10(root, train_per_class=PER_CLASS, test_per_class=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cifar100_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar100")
+    write_synthetic_cifar100(root, train_per_class=PER_CLASS // 5, test_per_class=1)
+    return root
+
+
+def kept_by_lossbench(dataset: str, root, *overrides) -> np.ndarray:
+    cfg = compose_train([f"dataset={dataset}", f"paths.data_dir={root}", "dataset.download=false",
+                         "dataset.val_fraction=0", *overrides])
+    return load_dataset(cfg.dataset, root, torch.device("cpu")).kept
+
+
+@pytest.mark.parametrize("ratio", [100, 50, 10])
+@pytest.mark.parametrize("profile", ["exp", "step"])
+def test_cifar10_lt_keeps_the_authors_images(cifar10_root, ratio, profile):
+    labels = labels_in_files(cifar10_root / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "labels")
+    expected = authors_selection(labels, 10, 1 / ratio, profile)
+    kept = kept_by_lossbench("cifar10_lt", cifar10_root, f"dataset.imbalance_ratio={ratio}", f"dataset.profile={profile}")
+    assert kept.tolist() == expected
+
+
+@pytest.mark.parametrize("ratio", [100, 50, 10])
+def test_cifar100_lt_keeps_the_authors_images(cifar100_root, ratio):
+    labels = labels_in_files(cifar100_root / "cifar-100-python", ["train"], "fine_labels")
+    expected = authors_selection(labels, 100, 1 / ratio, "exp")
+    assert kept_by_lossbench("cifar100_lt", cifar100_root, f"dataset.imbalance_ratio={ratio}").tolist() == expected
+
+
+def test_random_stays_available_with_its_seed(cifar10_root):
+    labels = labels_in_files(cifar10_root / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "labels")
+    first, again, other = (kept_by_lossbench("cifar10_lt", cifar10_root, "dataset.subsample=random",
+                                             f"dataset.subsample_seed={seed}") for seed in (0, 0, 1))
+    # the same counts as the authors' selection, other images; the seed decides which
+    authors = authors_selection(labels, 10, 0.01, "exp")
+    assert np.bincount(labels[first], minlength=10).tolist() == np.bincount(labels[authors], minlength=10).tolist()
+    assert first.tolist() == again.tolist() and first.tolist() != other.tolist()
+    assert sorted(first.tolist()) != sorted(authors)
+
+
+def test_a_run_writes_the_images_it_kept(tmp_path, cifar10_root):
+    cfg = compose_train(["dataset=cifar10_lt", f"paths.data_dir={cifar10_root}", "dataset.download=false",
+                         "model=small_cnn", "trainer.epochs=1", "trainer.progress=false", "trainer.batch_size=64"])
+    run_training(cfg, tmp_path / "run")
+    with open(tmp_path / "run" / "training_images.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    labels = labels_in_files(cifar10_root / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "labels")
+    # every kept image in the authors' order, with its label; a tenth of each class held out for validation
+    assert [int(r["index"]) for r in rows] == authors_selection(labels, 10, 0.01, "exp")
+    assert all(int(r["label"]) == labels[int(r["index"])] for r in rows)
+    held = [r for r in rows if r["split"] == "val"]
+    assert {r["split"] for r in rows} == {"train", "val"} and 0 < len(held) < len(rows) / 5
+
+
+def test_a_bad_subsample_is_refused(tmp_path):
+    from helpers.cli import assert_one_line_error, lossbench
+
+    result = lossbench("train", "dataset=cifar10_lt", "dataset.subsample=authors", cwd=tmp_path)
+    assert_one_line_error(result, "dataset.subsample='authors'", "ldam_drw", "random")
