@@ -124,6 +124,15 @@ def channel_stats(images: np.ndarray, rows: np.ndarray) -> tuple[torch.Tensor, t
     return mean.float(), std.float().clamp_min(1e-3)
 
 
+def _given_stats(cfg, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """dataset.mean and dataset.std as given, one value per channel of the images."""
+    for key in ("mean", "std"):
+        if len(cfg[key]) != channels:
+            raise UserError(f"dataset.{key}={list(cfg[key])} has {len(cfg[key])} values: the images have {channels} "
+                            f"channels, give one value per channel")
+    return torch.tensor(list(cfg.mean), dtype=torch.float32), torch.tensor(list(cfg.std), dtype=torch.float32)
+
+
 def _place(read: DecodedSplit, rows: np.ndarray, device: torch.device, on_device: bool) -> Split | HostSplit:
     labels = torch.from_numpy(np.ascontiguousarray(read.labels[rows])).to(device)
     if on_device:
@@ -159,6 +168,8 @@ def load_dataset(cfg, data_dir: Path, device: torch.device, free_memory: int | N
         read["val"] = train
         rows["val"], rows["train"] = rows["train"][held], rows["train"][keep]
     mean, std = channel_stats(train.images, rows["train"])
+    if cfg.get("mean") is not None:
+        mean, std = _given_stats(cfg, train.images.shape[1])
     needed = bytes_on_device({split: len(r) * int(np.prod(read[split].images.shape[1:])) for split, r in rows.items()})
     placement = choose_placement(cfg.on_device, needed, device, free_memory)
     splits = {split: _place(read[split], r, device, placement.on_device) for split, r in rows.items()}

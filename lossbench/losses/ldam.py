@@ -17,6 +17,10 @@ class LDAM(ClassificationLoss):
     paper = "Cao et al. 2019, Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss"
     conventions = (
         "the class weights start at norm 1 in uniformly drawn directions, as the authors' NormedLinear",
+        "experiment=ldam_drw_cifar10_lt also starts the network as the authors' code does (model.init=ldam_drw: "
+        "Kaiming normal with fan_in for every convolution and linear layer), on the images their code keeps "
+        "(dataset.subsample=ldam_drw) standardised with their transform's constants; elsewhere the model's own "
+        "initialisation (model.init=default)",
         "test_loss is measured without the margin (the loss the model predicts with); the authors' validation "
         "applies the margin, so their validation loss is higher",
     )

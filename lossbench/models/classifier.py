@@ -23,6 +23,16 @@ class Classifier(nn.Module):
         return self.head(self.backbone(x))
 
 
+def ldam_drw_init(model: nn.Module) -> nn.Module:
+    """The initialisation of LDAM-DRW's code: Kaiming normal with fan_in (gain
+    sqrt(2)) for the weights of every convolution and linear layer; biases
+    and batch normalisation as PyTorch makes them."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight)
+    return model
+
+
 def init_weights(model: nn.Module) -> nn.Module:
     # He initialisation for convolutions, as the ResNet papers train with.
     for module in model.modules():

@@ -2,6 +2,11 @@
 for Image Recognition", section 4.2: three stages of 16, 32 and 64 channels with
 (depth - 2) / 6 basic blocks each, and parameter-free "option A" shortcuts
 (stride-2 subsampling, zero-padded channels). ResNet-32 has about 0.46M parameters.
+
+Initialisation (``model.init``): ``default``, Kaiming normal with fan_out for
+the convolutions and PyTorch's own for the head; ``ldam_drw``, as LDAM-DRW's
+code (and experiment=ldam_drw_cifar10_lt): Kaiming normal with fan_in for the
+convolutions and the head.
 """
 
 from lossbench.models.blocks import StagedResNet

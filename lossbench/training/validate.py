@@ -16,6 +16,8 @@ from lossbench.training.optim import OPTIMIZERS, SCHEDULES
 from lossbench.training.selection import SELECTABLE
 
 SAMPLERS = ("random", "class_balanced")
+# model.init of lossbench's own networks: their own initialisation, or LDAM-DRW's (models/classifier.py)
+INITS = ("default", "ldam_drw")
 # trainer.precision: auto is bf16 autocast on CUDA and float32 elsewhere (device.resolve_precision)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # trainer.compile: false, true (the default mode) or a torch.compile mode
@@ -69,6 +71,22 @@ def _check_image_files(dataset) -> None:
     check_choice("dataset.on_bad_image", dataset.on_bad_image, BAD_IMAGE_CHOICES)
 
 
+def _check_given_stats(dataset) -> None:
+    """dataset.mean and dataset.std: both null (the training images' own), or a list each."""
+    given = {key: dataset.get(key) for key in ("mean", "std")}
+    if all(value is None for value in given.values()):
+        return
+    for key, value in given.items():
+        if not OmegaConf.is_list(value) or not value:
+            raise UserError(f"dataset.{key}={value!r} is invalid: give one number per channel, e.g. "
+                            f"[0.4914,0.4822,0.4465], with dataset.{'std' if key == 'mean' else 'mean'} alike, "
+                            f"or null for both (the training images' own)")
+    for value in given["mean"]:
+        check_number("dataset.mean", value, 0, 1)
+    for value in given["std"]:
+        check_number("dataset.std", value, 0, low_inclusive=False)
+
+
 def _check_dataset(dataset) -> None:
     if source_of(str(dataset.name)) in FILE_SOURCES:
         _check_image_files(dataset)
@@ -85,6 +103,7 @@ def _check_dataset(dataset) -> None:
     check_number("dataset.augment.crop_padding", dataset.augment.crop_padding, 0, 16, integer=True)
     check_flag("dataset.augment.flip", dataset.augment.flip)
     check_choice("dataset.on_device", dataset.on_device, ON_DEVICE_CHOICES)
+    _check_given_stats(dataset)
     if dataset.loader_workers != "auto":
         check_number("dataset.loader_workers", dataset.loader_workers, 0, 64, integer=True,
                      why=" (0 reads in the training process), or auto")
@@ -92,6 +111,7 @@ def _check_dataset(dataset) -> None:
 
 def _check_model(model) -> None:
     if model.name != "timm":
+        check_choice("model.init", model.get("init", "default"), INITS)
         return
     if not isinstance(model.arch, str) or not model.arch:
         raise UserError(f"model.arch={model.arch!r} is invalid: it must be the name of a timm model, e.g. resnet18")

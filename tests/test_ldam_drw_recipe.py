@@ -1,4 +1,7 @@
-"""dataset.subsample=ldam_drw keeps the images LDAM-DRW's code keeps, index for
+"""experiment=ldam_drw_cifar10_lt as LDAM-DRW's code: its images, its
+initialisation, its normalisation constants.
+
+dataset.subsample=ldam_drw keeps the images LDAM-DRW's code keeps, index for
 index: checked against that procedure written here from its description
 (NumPy's global generator seeded with 0 once; for each class in label order,
 np.random.shuffle of its indices in the concatenated training files; the first
@@ -109,3 +112,55 @@ def test_a_bad_subsample_is_refused(tmp_path):
 
     result = lossbench("train", "dataset=cifar10_lt", "dataset.subsample=authors", cwd=tmp_path)
     assert_one_line_error(result, "dataset.subsample='authors'", "ldam_drw", "random")
+
+
+def test_ldam_drw_init_is_kaiming_normal_with_fan_in():
+    """Weight statistics against the scheme: std sqrt(2 / fan_in), mean 0; the default keeps fan_out."""
+    from lossbench.models import build_model
+
+    torch.manual_seed(0)
+    authors, default = build_model("resnet32", 3, 10, init="ldam_drw"), build_model("resnet32", 3, 10)
+    convs = [m for m in authors.modules() if isinstance(m, torch.nn.Conv2d)]
+    widest = max(convs, key=lambda m: m.weight.numel())  # 64 x 64 x 3 x 3: 36,864 draws
+    fan_in = widest.weight[0].numel()
+    assert widest.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.03)
+    assert abs(widest.weight.mean().item()) < 0.05 * (2 / fan_in) ** 0.5
+    first = convs[0]  # 3 -> 16 channels: fan_in 27, fan_out 144
+    default_first = [m for m in default.modules() if isinstance(m, torch.nn.Conv2d)][0]
+    assert first.weight.std().item() == pytest.approx((2 / 27) ** 0.5, rel=0.15)
+    assert default_first.weight.std().item() == pytest.approx((2 / 144) ** 0.5, rel=0.15)
+    # the head: 64 -> 10, Kaiming with fan_in 64 (PyTorch's own default has std 1 / sqrt(3 * 64))
+    assert authors.head.weight.std().item() == pytest.approx((2 / 64) ** 0.5, rel=0.15)
+    assert default.head.weight.std().item() == pytest.approx((1 / (3 * 64)) ** 0.5, rel=0.15)
+
+
+def test_the_recipe_starts_as_the_authors(tmp_path, cifar10_root):
+    """experiment=ldam_drw_cifar10_lt: the authors' images, init and normalisation constants, and LDAM's
+    class vectors at norm 1."""
+    from lossbench.training.run import build_network
+
+    cfg = compose_train(["experiment=ldam_drw_cifar10_lt", f"paths.data_dir={cifar10_root}", "dataset.download=false"])
+    assert cfg.dataset.subsample == "ldam_drw" and cfg.model.init == "ldam_drw"
+    data = load_dataset(cfg.dataset, cifar10_root, torch.device("cpu"))
+    assert data.mean.tolist() == pytest.approx([0.4914, 0.4822, 0.4465])
+    assert data.std.tolist() == pytest.approx([0.2023, 0.1994, 0.2010])
+    model, loss_fn, _ = build_network(cfg, data, torch.device("cpu"))
+    assert loss_fn.weight.norm(dim=1).tolist() == pytest.approx([1.0] * 10)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    widest = max(convs, key=lambda m: m.weight.numel())
+    assert widest.weight.std().item() == pytest.approx((2 / widest.weight[0].numel()) ** 0.5, rel=0.03)
+    # other recipes standardise with the training images' own statistics
+    own = load_dataset(compose_train(["dataset=cifar10_lt", f"paths.data_dir={cifar10_root}",
+                                      "dataset.download=false"]).dataset, cifar10_root, torch.device("cpu"))
+    assert own.mean.tolist() != pytest.approx([0.4914, 0.4822, 0.4465], abs=1e-3)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["model.init=xavier"], "model.init='xavier' is invalid"),
+    (["dataset=cifar10", "dataset.mean=[0.5,0.5,0.5]"], "dataset.std=None is invalid"),
+    (["dataset=cifar10", "dataset.mean=[0.5,2,0.5]", "dataset.std=[0.2,0.2,0.2]"], "dataset.mean=2 is invalid"),
+])
+def test_bad_init_and_constants_are_refused(tmp_path, args, message):
+    from helpers.cli import assert_one_line_error, lossbench
+
+    assert_one_line_error(lossbench("train", *args, cwd=tmp_path), message)
