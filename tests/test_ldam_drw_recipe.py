@@ -76,10 +76,12 @@ def test_cifar10_lt_keeps_the_authors_images(cifar10_root, ratio, profile):
 
 
 @pytest.mark.parametrize("ratio", [100, 50, 10])
-def test_cifar100_lt_keeps_the_authors_images(cifar100_root, ratio):
+@pytest.mark.parametrize("profile", ["exp", "step"])
+def test_cifar100_lt_keeps_the_authors_images(cifar100_root, ratio, profile):
     labels = labels_in_files(cifar100_root / "cifar-100-python", ["train"], "fine_labels")
-    expected = authors_selection(labels, 100, 1 / ratio, "exp")
-    assert kept_by_lossbench("cifar100_lt", cifar100_root, f"dataset.imbalance_ratio={ratio}").tolist() == expected
+    expected = authors_selection(labels, 100, 1 / ratio, profile)
+    kept = kept_by_lossbench("cifar100_lt", cifar100_root, f"dataset.imbalance_ratio={ratio}", f"dataset.profile={profile}")
+    assert kept.tolist() == expected
 
 
 def test_random_stays_available_with_its_seed(cifar10_root):
