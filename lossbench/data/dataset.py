@@ -167,9 +167,10 @@ def load_dataset(cfg, data_dir: Path, device: torch.device, free_memory: int | N
         keep, held = validation_indices(train.labels[rows["train"]], num_classes, fraction, int(cfg.val_seed))
         read["val"] = train
         rows["val"], rows["train"] = rows["train"][held], rows["train"][keep]
-    mean, std = channel_stats(train.images, rows["train"])
     if cfg.get("mean") is not None:
         mean, std = _given_stats(cfg, train.images.shape[1])
+    else:
+        mean, std = channel_stats(train.images, rows["train"])
     needed = bytes_on_device({split: len(r) * int(np.prod(read[split].images.shape[1:])) for split, r in rows.items()})
     placement = choose_placement(cfg.on_device, needed, device, free_memory)
     splits = {split: _place(read[split], r, device, placement.on_device) for split, r in rows.items()}
