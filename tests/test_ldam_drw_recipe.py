@@ -8,6 +8,7 @@ np.random.shuffle of its indices in the concatenated training files; the first
 int(n_max * imb_factor ** (c / (C - 1))) kept), on files in the real format."""
 
 import csv
+import logging
 import pickle
 
 import numpy as np
@@ -95,10 +96,13 @@ def test_random_stays_available_with_its_seed(cifar10_root):
     assert sorted(first.tolist()) != sorted(authors)
 
 
-def test_a_run_writes_the_images_it_kept(tmp_path, cifar10_root):
+def test_a_run_writes_the_images_it_kept(tmp_path, cifar10_root, caplog):
     cfg = compose_train(["dataset=cifar10_lt", f"paths.data_dir={cifar10_root}", "dataset.download=false",
                          "model=small_cnn", "trainer.epochs=1", "trainer.progress=false", "trainer.batch_size=64"])
-    run_training(cfg, tmp_path / "run")
+    with caplog.at_level(logging.INFO, logger="lossbench"):
+        run_training(cfg, tmp_path / "run")
+    assert ("images: long tail: the images LDAM-DRW's code keeps (dataset.subsample=ldam_drw); standardised with "
+            "the training images' own mean and std") in caplog.messages
     with open(tmp_path / "run" / "training_images.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     labels = labels_in_files(cifar10_root / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "labels")
@@ -146,6 +150,8 @@ def test_the_recipe_starts_as_the_authors(tmp_path, cifar10_root):
     data = load_dataset(cfg.dataset, cifar10_root, torch.device("cpu"))
     assert data.mean.tolist() == pytest.approx([0.4914, 0.4822, 0.4465])
     assert data.std.tolist() == pytest.approx([0.2023, 0.1994, 0.2010])
+    assert data.preparation == ("long tail: the images LDAM-DRW's code keeps (dataset.subsample=ldam_drw); "
+                                "standardised with dataset.mean and dataset.std")
     model, loss_fn, _ = build_network(cfg, data, torch.device("cpu"))
     assert loss_fn.weight.norm(dim=1).tolist() == pytest.approx([1.0] * 10)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -155,6 +161,11 @@ def test_the_recipe_starts_as_the_authors(tmp_path, cifar10_root):
     own = load_dataset(compose_train(["dataset=cifar10_lt", f"paths.data_dir={cifar10_root}",
                                       "dataset.download=false"]).dataset, cifar10_root, torch.device("cpu"))
     assert own.mean.tolist() != pytest.approx([0.4914, 0.4822, 0.4465], abs=1e-3)
+    drawn = load_dataset(compose_train(["dataset=cifar10_lt", f"paths.data_dir={cifar10_root}", "dataset.download=false",
+                                        "dataset.subsample=random", "dataset.subsample_seed=3"]).dataset,
+                         cifar10_root, torch.device("cpu"))
+    assert drawn.preparation == ("long tail: drawn with dataset.subsample_seed=3; "
+                                 "standardised with the training images' own mean and std")
 
 
 @pytest.mark.parametrize("args, message", [

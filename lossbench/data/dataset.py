@@ -67,6 +67,7 @@ class ImageDataset:
     kept: np.ndarray
     kept_labels: np.ndarray
     held_out: np.ndarray
+    preparation: str  # which images were kept and how they are standardised, in words for the log
 
     @property
     def channels(self) -> int:
@@ -171,6 +172,11 @@ def load_dataset(cfg, data_dir: Path, device: torch.device, free_memory: int | N
         mean, std = _given_stats(cfg, train.images.shape[1])
     else:
         mean, std = channel_stats(train.images, rows["train"])
+    preparation = [] if ratio == 1 else [
+        "long tail: the images LDAM-DRW's code keeps (dataset.subsample=ldam_drw)" if cfg.get("subsample") == "ldam_drw"
+        else f"long tail: drawn with dataset.subsample_seed={int(cfg.subsample_seed)}"]
+    preparation.append("standardised with dataset.mean and dataset.std" if cfg.get("mean") is not None
+                       else "standardised with the training images' own mean and std")
     needed = bytes_on_device({split: len(r) * int(np.prod(read[split].images.shape[1:])) for split, r in rows.items()})
     placement = choose_placement(cfg.on_device, needed, device, free_memory)
     splits = {split: _place(read[split], r, device, placement.on_device) for split, r in rows.items()}
@@ -190,4 +196,5 @@ def load_dataset(cfg, data_dir: Path, device: torch.device, free_memory: int | N
         kept=kept,
         kept_labels=train.labels[kept],
         held_out=rows["val"] if fraction > 0 else np.empty(0, dtype=np.int64),
+        preparation="; ".join(preparation),
     )

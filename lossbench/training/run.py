@@ -188,6 +188,7 @@ def build(cfg: DictConfig) -> Setup:
              data.name, len(data.train), len(data.val) if data.val else 0, len(data.test), data.class_counts,
              selection.by)
     log.info("data: %s", data.placement.reason)
+    log.info("images: %s", data.preparation)
 
     model, loss_fn, fast = build_network(cfg, data, device)
     log.info("speed: %s", fast.describe())
