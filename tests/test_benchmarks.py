@@ -197,8 +197,10 @@ def test_own_data_tables_on_cpu(tmp_path):
     assert float(decode[1][2]) == pytest.approx(many / one, rel=0.01, abs=0.01)
     starts = {r[0]: r for r in table_rows(out) if r[0].startswith(("empty", "written"))}
     assert starts["empty (decodes)"][2] == "1.00 (baseline)"
-    assert float(starts["written by the first run"][2]) == pytest.approx(
-        float(starts["written by the first run"][1]) / float(starts["empty (decodes)"][1]), abs=0.02)
+    cached, empty = float(starts["written by the first run"][1]), float(starts["empty (decodes)"][1])
+    # the seconds are shown to 0.1 s: their ratio is checked to what that rounding allows, plus the ratio's own
+    rounding = 0.05 / cached + 0.05 / empty
+    assert float(starts["written by the first run"][2]) == pytest.approx(cached / empty, rel=rounding, abs=0.005)
     epochs = [r for r in table_rows(out) if r[0] in ("on the device", "streamed")]
     workers = str(loader_workers("auto"))
     assert [r[:2] for r in epochs] == [["on the device", "-"], ["streamed", "0"], ["streamed", workers]]
