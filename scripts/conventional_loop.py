@@ -98,16 +98,11 @@ def cross_entropy_loop(model, optimizer, precision, device, channels_last) -> Co
     return ConventionalLoop(model, F.cross_entropy, optimizer, precision, device, channels_last)
 
 
-def first_per_class(labels: np.ndarray, counts: list[int]) -> np.ndarray:
-    """The first ``counts[c]`` images of each class: a long-tailed subset of the training files."""
-    return np.concatenate([np.flatnonzero(labels == c)[:n] for c, n in enumerate(counts)])
-
-
 def recipe(data_dir: str, epochs: int, workers: int, imbalance_ratio: float, device: torch.device) -> dict:
     """The reference recipe's network (resnet32), loss (LDAM) and optimizer,
     built by lossbench's own builders from its config, trained by this loop in
     the memory layout the authors' script uses (the default, NCHW)."""
-    from lossbench.data.long_tail import long_tail_counts
+    from lossbench.data.long_tail import ldam_drw_indices
     from lossbench.training.compose import compose_train
     from lossbench.training.device import resolve_precision
     from lossbench.training.optim import build_optimizer
@@ -117,9 +112,9 @@ def recipe(data_dir: str, epochs: int, workers: int, imbalance_ratio: float, dev
     cfg = compose_train(["experiment=ldam_drw_cifar10_lt", "trainer.channels_last=false", f"trainer.device={device}"])
     train_set = cifar10(data_dir, train=True, augment=True)
     labels = np.asarray(train_set.targets)
-    # as lossbench counts them: the largest class keeps what the smallest class has
-    counts = long_tail_counts(int(np.bincount(labels, minlength=10).min()), 10, imbalance_ratio)
-    keep = first_per_class(labels, counts)
+    # the images lossbench's recipe keeps (the authors' selection), so that both loops train on the same ones
+    keep = ldam_drw_indices(labels, 10, imbalance_ratio, "exp")
+    counts = np.bincount(labels[keep], minlength=10).tolist()
     train_set = cifar10(data_dir, train=True, augment=True, keep=keep)
     test_set = cifar10(data_dir, train=False, augment=False)
     data = SimpleNamespace(channels=3, num_classes=10, image_size=32, class_counts=counts)
