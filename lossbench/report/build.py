@@ -59,13 +59,14 @@ def runs_table(runs: list[Run]) -> pd.DataFrame:
         rows.append({
             "run": str(run.path),
             "status": run.status,
+            "requeues": run.requeues,
             **_override_values(run),
             **run_metrics(run),
             "diagnosis": d.label,
             "diagnosis_onset_epoch": d.onset_epoch,
         })
     table = pd.DataFrame(rows)
-    for column in ("epochs", "selected_epoch", "oracle_epoch", "diagnosis_onset_epoch"):
+    for column in ("requeues", "epochs", "selected_epoch", "oracle_epoch", "diagnosis_onset_epoch"):
         if column in table:
             table[column] = table[column].astype("Int64")
     return table
@@ -192,7 +193,8 @@ def console_summary(report: Report) -> str:
     for run in report.runs:
         d = run.diagnosis()
         onset = f" since epoch {d.onset_epoch}" if d.onset_epoch is not None else ""
-        lines.append(f"  {run.label:<40} [{run.status}] {d.label}{onset}")
+        requeued = f" (requeued {run.requeues}x)" if run.requeues else ""
+        lines.append(f"  {run.label:<40} [{run.status}{requeued}] {d.label}{onset}")
     tables = "runs.csv" + (f", {PER_CLASS_CSV}" if report.per_class is not None else "")
     lines.append(f"\nwrote {report.out_dir / 'report.html'}, report.md, {tables} and {len(report.images)} figures")
     return "\n".join(lines)

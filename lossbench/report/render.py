@@ -167,10 +167,12 @@ DIAGNOSIS_INTRO = (
 
 def diagnosis_table(report) -> pd.DataFrame:
     rows = []
+    requeued = any(run.requeues for run in report.runs)
     for run in report.runs:
         d = run.diagnosis()
         rows.append({
-            "run": run.label, "status": run.status, "diagnosis": d.label,
+            "run": run.label, "status": run.status, **({"requeued": run.requeues or 0} if requeued else {}),
+            "diagnosis": d.label,
             "phase began (epoch)": format_number(d.onset_epoch), "best test epoch": format_number(d.best_epoch),
             "selected epoch": format_number(d.selected_epoch), "window": f"{d.window[0]}-{d.window[1]}" if d.window else "-",
             "advice": d.advice, "evidence": "; ".join(d.evidence + d.findings),

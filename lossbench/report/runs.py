@@ -46,6 +46,11 @@ class Run:
         status = self.summary.get("status", "unknown")
         return "killed" if status == "running" else status
 
+    @property
+    def requeues(self) -> int | None:
+        """How many times a cluster's stop had the run's job requeued; None where its launcher does not requeue."""
+        return self.summary.get("requeues")
+
     def config_value(self, key: str):
         """A config value by dotted key; a group name (``loss``) means its ``name``."""
         node = self.config

@@ -127,8 +127,11 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
         RunDir(run_dir).record_failure(f"{type(e).__name__}: {e}")
         return None
     if summary["status"] == "interrupted":
+        from lossbench.launch.requeue import requeue_stopped_run
+
+        not_requeued = requeue_stopped_run(run_dir, summary, stop.exit_code)
         _error(f"stopped by {summary.get('stopped_by', 'a signal')} after epoch {summary['epochs_completed']}; "
-               f"{_how_to_continue(run_dir)}")
+               + (f"{not_requeued}; " if not_requeued else "") + _how_to_continue(run_dir))
         if sweeping:
             print(_how_to_continue_the_sweep(), file=sys.stderr)
         raise SystemExit(stop.exit_code)
@@ -214,6 +217,38 @@ def check_every_job(overrides: list[str]) -> None:
             raise UserError(f"the job {' '.join(job)}: {_hydra_refusal(e, list(job))}") from None
 
 
+def check_launcher(overrides: list[str]) -> None:
+    """The launcher's own settings (``hydra.launcher.*``), checked before any job starts."""
+    from omegaconf import OmegaConf
+
+    from lossbench.launch.settings import check_launcher_settings
+
+    hydra_only = [o for o in split_flags(overrides)[1] if next(iter(parse([o]).values())).is_hydra_override()]
+    if not any(o.startswith(("hydra/launcher=", "hydra.launcher.")) for o in hydra_only):
+        return
+    try:
+        launcher = OmegaConf.select(compose_train(hydra_only, return_hydra_config=True), "hydra.launcher")
+    except HydraException as e:
+        raise UserError(_launcher_refusal(e, hydra_only)) from None
+    check_launcher_settings(OmegaConf.to_container(launcher, resolve=False))
+
+
+def _launcher_refusal(error: HydraException, overrides: list[str]) -> str:
+    """A launcher setting Hydra refused, as one line: a key that is not one
+    gets the launcher's keys beside it, a value of the wrong type the type."""
+    message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    if error.__cause__ is not None:  # a structured launcher config's type check says why
+        message = f"{message}: {str(error.__cause__).splitlines()[0]}"
+    unknown = re.search(r"Could not override '([^']+)'", message)
+    if unknown is None:
+        return message
+    others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != unknown.group(1)]
+    try:
+        return not_a_setting(unknown.group(1), compose_train(others, return_hydra_config=True)) or message
+    except HydraException:
+        return message
+
+
 def _wait_for_other_launches(sweep_dir: Path, progress: bool) -> None:
     """Jobs of this sweep that another launch is training: wait, so that this
     command ends, like the other, with the jobs of the whole sweep that did not finish."""
@@ -284,6 +319,7 @@ def train_main(overrides: list[str]) -> None:
     try:
         if is_multirun(overrides):
             check_every_job(overrides)
+            check_launcher(overrides)
             overrides, sweep_dir = plan_sweep(overrides, output_dir_of(overrides), rerun=rerun)
         elif not any(a.startswith("-") for a in overrides):
             overrides, run_folder = claim_run_folder(overrides)

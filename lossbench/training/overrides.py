@@ -184,7 +184,7 @@ LAUNCHER_PLUGINS = {
     "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
     "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
     "slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
-    "local_gpus": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "slurm_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
 }
 
 

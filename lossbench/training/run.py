@@ -5,6 +5,7 @@ import importlib.metadata
 import logging
 from dataclasses import dataclass, field
 import math
+import os
 import platform
 import random
 import time
@@ -246,6 +247,8 @@ def _where_it_runs(run: Setup) -> dict:
     return {
         "device": str(run.trainer.device),
         "device_name": device_name(run.trainer.device),
+        # the GPUs the job was given (a launcher's slot); None: not set, every GPU visible
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         # torch's CPU threads (OMP_NUM_THREADS, or one per core): what a CPU run's speed depends on
         "threads": torch.get_num_threads(),
         "compile": run.trainer.compile_mode,

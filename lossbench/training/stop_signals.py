@@ -1,12 +1,13 @@
-"""Ctrl-C (SIGINT) and SIGTERM (what SLURM sends before it kills a job) end a
-run cleanly: the handler only raises a flag, which the training loop reads
+"""Ctrl-C (SIGINT), SIGTERM (what SLURM sends when it preempts a job) and
+SIGUSR2 (what the slurm launcher has SLURM send before a job's time limit) end
+a run cleanly: the handler only raises a flag, which the training loop reads
 between steps, so no file is ever left half-written. A second Ctrl-C stops at
 once."""
 
 import signal
 from contextlib import contextmanager
 
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGUSR2: 140}
 
 
 class StopRequest:
