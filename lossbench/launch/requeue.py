@@ -55,7 +55,7 @@ def requeue_stopped_run(run_dir: Path, summary: dict, exit_code: int) -> str | N
         return None
     done = int(summary.get("requeues") or 0)
     if done >= _active.limit:
-        return f"not requeued: requeued {done} time(s) already, hydra.launcher.max_requeues={_active.limit}"
+        return f"not requeued: requeued {done} of hydra.launcher.max_requeues={_active.limit} times"
     summary["requeues"] = done + 1
     RunDir(run_dir).write_summary(summary)
     print(f"lossbench train: {run_dir.name} stopped by {summary.get('stopped_by', 'a signal')} after epoch "
@@ -65,14 +65,20 @@ def requeue_stopped_run(run_dir: Path, summary: dict, exit_code: int) -> str | N
     return None
 
 
+class Requeued(SystemExit):
+    """This process ends so that its requeued job can start again."""
+
+
 def submitit_requeue(exit_code: int) -> None:
     """Requeue the submitit job this process runs: ``scontrol requeue`` on SLURM;
     under submitit's local executor, the exit code that has it start the job again."""
     import submitit
 
-    environment = submitit.JobEnvironment()
-    environment._requeue(0)  # submitit's own requeue (its countdown argument is only logged)
-    raise SystemExit(exit_code)
+    try:
+        submitit.JobEnvironment()._requeue(0)  # submitit's own requeue (its countdown is only logged)
+    except SystemExit as local:  # the local executor's requeue is an exit code
+        raise Requeued(local.code) from None
+    raise Requeued(exit_code)
 
 
 class RequeueOnStop:
@@ -85,4 +91,13 @@ class RequeueOnStop:
 
     def __call__(self, *args, **kwargs):
         with requeue_on_stop(self.max_requeues, submitit_requeue):
-            return super().__call__(*args, **kwargs)
+            try:
+                return super().__call__(*args, **kwargs)
+            except Requeued:
+                raise
+            except SystemExit:
+                # a run that stopped and is not requeued: its folder says so, and
+                # submitit records the job as ended instead of as lost
+                from hydra.core.utils import JobReturn, JobStatus
+
+                return JobReturn(overrides=list(args[0]), status=JobStatus.COMPLETED)

@@ -1,0 +1,236 @@
+"""Scaling a sweep out: hydra/launcher=local_gpus's slots (a machine's GPUs, or
+its cores), and hydra/launcher=slurm's requeue of a job a signal stopped,
+tested through the real CLI on digits. There is no GPU here: the slot test
+gives the launcher four GPU ids, and each job records the
+CUDA_VISIBLE_DEVICES it was given (with no CUDA device it trains on the CPU).
+The requeue runs through submitit's local executor (hydra/launcher=slurm_local),
+which starts a job again when it exits with submitit's requeue code, the
+same path the slurm launcher takes with ``scontrol requeue``."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from lossbench.errors import UserError
+from lossbench.launch.requeue import check_max_requeues
+from lossbench.launch.slots import SLOTS_FILE, Slot, plan_slots
+from lossbench.training.columns import TIME_COLUMNS
+from helpers.cli import LOSSBENCH, assert_one_line_error, lossbench
+from helpers.training import read_rows
+
+QUICK = ["dataset=digits", "trainer.epochs=2", "trainer.progress=false"]
+
+
+# ---- the plan of slots -------------------------------------------------------
+
+def test_every_gpu_gets_one_slot_before_any_gets_a_second():
+    slots = plan_slots([0, 2, 3], jobs_per_gpu=2, cpu_jobs=2, cores=list(range(12)), present=["0", "1", "2", "3"])
+    assert [s.gpu for s in slots] == ["0", "2", "3", "0", "2", "3"]
+    assert [s.cpus for s in slots] == [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)]
+
+
+def test_all_takes_the_gpus_present_and_none_gives_cpu_slots_with_a_share_of_the_cores():
+    assert [s.gpu for s in plan_slots("all", 1, 2, list(range(8)), ["0", "1"])] == ["0", "1"]
+    cpu = plan_slots("all", 1, 2, list(range(8)), [])
+    assert cpu == [Slot(0, None, (0, 1, 2, 3)), Slot(1, None, (4, 5, 6, 7))]
+    assert [s.threads for s in cpu] == [4, 4]
+    # more slots than cores: each slot one core, shared in turn
+    assert [s.cpus for s in plan_slots([0, 1, 2, 3], 1, 2, [0, 1], [])] == [(0,), (1,), (0,), (1,)]
+
+
+@pytest.mark.parametrize("gpus, jobs_per_gpu, cpu_jobs, fragment", [
+    ([-1], 1, 2, "hydra.launcher.gpus=[-1] is invalid"),
+    ("some", 1, 2, "use all, or a list of GPU ids"),
+    ([0], 0, 2, "hydra.launcher.jobs_per_gpu=0 is invalid"),
+    ([0], 1, 0, "hydra.launcher.cpu_jobs=0 is invalid"),
+])
+def test_bad_slot_settings_are_refused(gpus, jobs_per_gpu, cpu_jobs, fragment):
+    with pytest.raises(UserError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+        plan_slots(gpus, jobs_per_gpu, cpu_jobs, [0, 1], [])
+
+
+def test_a_gpu_the_machine_lacks_is_refused():
+    with pytest.raises(UserError, match=r"GPU 5 is not on this machine; its GPUs are 0, 1"):
+        plan_slots([0, 5], 1, 2, [0, 1], ["0", "1"])
+
+
+def test_max_requeues_must_be_a_whole_number():
+    assert check_max_requeues(0) == 0
+    for bad in (-1, 1.5, "x", True):
+        with pytest.raises(UserError, match="hydra.launcher.max_requeues="):
+            check_max_requeues(bad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting, fragment", [
+    ("hydra.launcher.jobs_per_gpu=0", "hydra.launcher.jobs_per_gpu=0 is invalid"),
+    ("hydra.launcher.gpu=[0]", "hydra.launcher.gpu is not a setting: the keys of hydra.launcher are"),
+])
+def test_bad_launcher_settings_are_refused_before_any_job(tmp_path, setting, fragment):
+    result = lossbench("train", "-m", "hydra/launcher=local_gpus", setting, "seed=0,1", *QUICK, cwd=tmp_path)
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "results").exists()
+
+
+# ---- slots on a real sweep ---------------------------------------------------
+
+def _slot_records(sweep: Path) -> list[dict]:
+    with open(sweep / SLOTS_FILE, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        row["started"], row["ended"] = datetime.fromisoformat(row["started"]), datetime.fromisoformat(row["ended"])
+    return rows
+
+
+def _summary(job: Path) -> dict:
+    return json.loads((job / "summary.json").read_text())
+
+
+def _job_folders(sweep: Path) -> dict[str, Path]:
+    return {p.name.split("_")[0]: p for p in sweep.iterdir() if p.is_dir() and (p / ".hydra").is_dir()}
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["started"] < b["ended"] and b["started"] < a["ended"]
+
+
+def _most_at_once(rows: list[dict]) -> int:
+    return max(sum(1 for other in rows if other["started"] <= row["started"] < other["ended"]) for row in rows)
+
+
+def _sweep(tmp_path, *args, env=None):
+    result = lossbench("train", "-m", "hydra/launcher=local_gpus", "hydra.sweep.dir=sweep", *args, *QUICK,
+                       cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp_path / "sweep"
+
+
+@pytest.mark.slow
+def test_six_jobs_on_four_gpus_use_every_slot_one_job_at_a_time_and_reuse_them(tmp_path):
+    sweep = _sweep(tmp_path, "hydra.launcher.gpus=[0,1,2,3]", "seed=0,1,2,3,4,5")
+    rows = _slot_records(sweep)
+    jobs = _job_folders(sweep)
+    assert sorted(int(r["job"]) for r in rows) == list(range(6)) and len(jobs) == 6
+    for row in rows:
+        summary = _summary(jobs[row["job"]])
+        assert summary["status"] == "finished"
+        # what the job itself saw, and that it is its slot's GPU
+        assert summary["cuda_visible_devices"] == row["cuda_visible_devices"] == str(int(row["slot"]))
+        assert summary["device"] == "cpu"  # no CUDA device here
+        assert summary["threads"] == int(row["threads"]) == max(1, len(os.sched_getaffinity(0)) // 4)
+        assert row["exit_code"] == "0"
+    assert {r["slot"] for r in rows} == {"0", "1", "2", "3"}
+    for a in rows:
+        for b in rows:
+            if a is not b and a["slot"] == b["slot"]:
+                assert not _overlap(a, b), (a, b)
+    reused = [r for r in rows if sum(o["slot"] == r["slot"] for o in rows) > 1]
+    assert len(reused) == 4  # two slots ran two jobs each
+    assert _most_at_once(rows) == 4
+    first_four = sorted(rows, key=lambda r: r["started"])[:4]
+    assert {r["job"] for r in first_four} == {"0", "1", "2", "3"}
+    # the fifth job started only when one of the first four had ended, in the slot it left
+    fifth = sorted(rows, key=lambda r: r["started"])[4]
+    freed = [r for r in first_four if r["slot"] == fifth["slot"]]
+    assert len(freed) == 1 and freed[0]["ended"] <= fifth["started"]
+
+
+@pytest.mark.slow
+def test_jobs_per_gpu_puts_that_many_jobs_on_each_gpu_at_once(tmp_path):
+    sweep = _sweep(tmp_path, "hydra.launcher.gpus=[0,1]", "hydra.launcher.jobs_per_gpu=2", "seed=0,1,2,3")
+    rows = _slot_records(sweep)
+    jobs = _job_folders(sweep)
+    assert sorted(r["cuda_visible_devices"] for r in rows) == ["0", "0", "1", "1"]
+    for row in rows:
+        assert _summary(jobs[row["job"]])["cuda_visible_devices"] == row["cuda_visible_devices"]
+    for gpu in ("0", "1"):
+        on_gpu = [r for r in rows if r["cuda_visible_devices"] == gpu]
+        assert len({r["slot"] for r in on_gpu}) == 2 and _overlap(*on_gpu)  # two jobs shared the GPU at once
+
+
+@pytest.mark.slow
+def test_with_no_gpu_the_jobs_share_the_cores(tmp_path):
+    # "all" GPUs of a machine that shows none: CPU slots
+    sweep = _sweep(tmp_path, "seed=0,1", env={"CUDA_VISIBLE_DEVICES": ""})
+    rows = _slot_records(sweep)
+    jobs = _job_folders(sweep)
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert sorted(r["slot"] for r in rows) == ["0", "1"] and _overlap(*rows)
+    for row in rows:
+        summary = _summary(jobs[row["job"]])
+        assert row["cuda_visible_devices"] == "" and summary["cuda_visible_devices"] == ""
+        assert summary["device"] == "cpu" and summary["threads"] == int(row["threads"]) == share
+
+
+# ---- requeue after a stop signal ---------------------------------------------
+
+def _comparable(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in rows]
+
+
+def _stop_mid_run(tmp_path, signum, *args) -> tuple[subprocess.CompletedProcess, Path, int]:
+    """A one-job sweep under hydra/launcher=slurm_local, sent ``signum`` once two
+    epochs are done: (the sweep's result, its job folder, epochs done at the signal)."""
+    command = [LOSSBENCH, "train", "-m", "hydra/launcher=slurm_local", "hydra.sweep.dir=sweep", *args]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    job = tmp_path / "sweep" / "0"
+    deadline = time.time() + 180
+    while not ((job / "metrics.csv").is_file() and len(read_rows(job)) >= 2):
+        assert time.time() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    writer = json.loads((job / ".lossbench.lock").read_text())["pid"]
+    os.kill(writer, signum)
+    done_at_signal = len(read_rows(job))
+    out, err = process.communicate(timeout=240)
+    return subprocess.CompletedProcess(command, process.returncode, out, err), job, done_at_signal
+
+
+def _submitit_log(tmp_path) -> str:
+    return "".join(p.read_text() for p in (tmp_path / "sweep" / ".submitit").rglob("*_log.err"))
+
+
+@pytest.mark.slow
+def test_a_preempted_job_is_requeued_and_its_metrics_equal_an_uninterrupted_run(tmp_path):
+    run = ["dataset=digits", "trainer=quick", "trainer.epochs=8", "trainer.progress=false", "seed=3"]
+    # SIGTERM: what SLURM sends a job it preempts
+    result, job, done_at_signal = _stop_mid_run(tmp_path, signal.SIGTERM, *run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = _summary(job)
+    assert summary["status"] == "finished" and summary["requeues"] == 1
+    # resumed from the last epoch completed before the stop: nothing trained twice
+    assert done_at_signal <= summary["resumed_from_epoch"] < 8
+    assert "stopped by SIGTERM after epoch" in _submitit_log(tmp_path)
+    assert "requeued (1 of at most 3); it resumes from that epoch" in _submitit_log(tmp_path)
+    reference = lossbench("train", *run, "hydra.run.dir=reference", cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    requeued_rows, reference_rows = read_rows(job), read_rows(tmp_path / "reference")
+    assert [int(r["epoch"]) for r in requeued_rows] == list(range(1, 9))
+    assert _comparable(requeued_rows) == _comparable(reference_rows)
+    report = lossbench("report", "sweep", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "[finished (requeued 1x)]" in report.stdout
+    with open(tmp_path / "sweep" / "report" / "runs.csv", newline="") as f:
+        assert [row["requeues"] for row in csv.DictReader(f)] == ["1"]
+
+
+@pytest.mark.slow
+def test_past_max_requeues_a_stopped_job_stays_interrupted_and_says_how_to_resume(tmp_path):
+    # SIGUSR2: what the slurm launcher has SLURM send before the time limit
+    result, job, _ = _stop_mid_run(tmp_path, signal.SIGUSR2, "hydra.launcher.max_requeues=0", "dataset=digits",
+                                   "trainer=quick", "trainer.epochs=8", "trainer.progress=false")
+    assert result.returncode == 1
+    summary = _summary(job)
+    assert summary["status"] == "interrupted" and summary["stopped_by"] == "SIGUSR2"
+    assert summary.get("requeues", 0) == 0
+    log = _submitit_log(tmp_path)
+    assert "not requeued: requeued 0 of hydra.launcher.max_requeues=0 times" in log
+    assert "resume with: lossbench train" in log
+    assert f"{job.name}: interrupted: interrupted after epoch {summary['epochs_completed']}" in result.stderr
