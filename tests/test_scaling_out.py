@@ -72,6 +72,7 @@ def test_max_requeues_must_be_a_whole_number():
 @pytest.mark.parametrize("setting, fragment", [
     ("hydra.launcher.jobs_per_gpu=0", "hydra.launcher.jobs_per_gpu=0 is invalid"),
     ("hydra.launcher.gpu=[0]", "hydra.launcher.gpu is not a setting: the keys of hydra.launcher are"),
+    ("trainer.device=cpu,cuda:2", "trainer.device=cuda:2: under hydra/launcher=local_gpus each job sees only"),
 ])
 def test_bad_launcher_settings_are_refused_before_any_job(tmp_path, setting, fragment):
     result = lossbench("train", "-m", "hydra/launcher=local_gpus", setting, "seed=0,1", *QUICK, cwd=tmp_path)

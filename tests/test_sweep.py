@@ -233,6 +233,13 @@ def test_slurm_launcher_config_composes(tmp_path):
     assert launcher["_target_"].endswith("SlurmLauncher")
     assert launcher["gpus_per_node"] == 1 and launcher["timeout_min"] == 240
     assert launcher["partition"] == "${oc.env:LOSSBENCH_SLURM_PARTITION,null}"
+    assert launcher["max_requeues"] == 3
+    # what the job script asks of SLURM: the stop signal ahead of the time limit, and leave to requeue
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    script = _make_sbatch_string(command="true", folder=str(tmp_path), signal_delay_s=launcher["signal_delay_s"],
+                                 additional_parameters=launcher["additional_parameters"])
+    assert "#SBATCH --signal=USR2@120" in script and "#SBATCH --requeue" in script
     from omegaconf import OmegaConf
 
     os.environ["LOSSBENCH_SLURM_PARTITION"] = "gpu-short"

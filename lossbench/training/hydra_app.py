@@ -230,7 +230,10 @@ def check_launcher(overrides: list[str]) -> None:
         launcher = OmegaConf.select(compose_train(hydra_only, return_hydra_config=True), "hydra.launcher")
     except HydraException as e:
         raise UserError(_launcher_refusal(e, hydra_only)) from None
-    check_launcher_settings(OmegaConf.to_container(launcher, resolve=False))
+    device = parse(overrides).get("trainer.device")
+    devices = [] if device is None else [str(v) for v in (
+        device.sweep_iterator() if device.is_sweep_override() else [device.value()])]
+    check_launcher_settings(OmegaConf.to_container(launcher, resolve=False), devices)
 
 
 def _launcher_refusal(error: HydraException, overrides: list[str]) -> str:
