@@ -235,3 +235,32 @@ def test_past_max_requeues_a_stopped_job_stays_interrupted_and_says_how_to_resum
     assert "not requeued: requeued 0 of hydra.launcher.max_requeues=0 times" in log
     assert "resume with: lossbench train" in log
     assert f"{job.name}: interrupted: interrupted after epoch {summary['epochs_completed']}" in result.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_running_jobs_cleanly_and_the_sweep_continues_from_their_epochs(tmp_path):
+    command = ["-m", "hydra/launcher=local_gpus", "hydra.sweep.dir=sweep", "dataset=digits", "trainer=quick",
+               "trainer.epochs=30", "trainer.progress=false", "seed=0,1,2"]
+    process = subprocess.Popen([LOSSBENCH, "train", *command], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    sweep = tmp_path / "sweep"
+    deadline = time.time() + 180
+    while not all((sweep / job / "metrics.csv").is_file() and read_rows(sweep / job) for job in ("0_seed=0", "1_seed=1")):
+        assert time.time() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # as a terminal's Ctrl-C reaches the launching command
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-3000:]
+    assert "continue the sweep with: lossbench train -m hydra/launcher=local_gpus" in err
+    stopped = {job: _summary(sweep / job) for job in ("0_seed=0", "1_seed=1")}
+    for job, summary in stopped.items():
+        assert summary["status"] == "interrupted" and summary["stopped_by"] == "SIGINT"
+        assert len(read_rows(sweep / job)) == summary["epochs_completed"] >= 1
+    assert not (sweep / "2_seed=2").exists()  # no job started after the Ctrl-C
+    result = lossbench("train", *command, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job, summary in stopped.items():
+        again = _summary(sweep / job)
+        assert again["status"] == "finished" and again["resumed_from_epoch"] == summary["epochs_completed"]
+        assert [int(r["epoch"]) for r in read_rows(sweep / job)] == list(range(1, 31))
+    assert _summary(sweep / "2_seed=2")["status"] == "finished"

@@ -152,7 +152,10 @@ class SlotScheduler:
             bar.write(f"job {number} ({overrides}) starts on slot {slot.number}: {slot.describe()}")
         with open(log_path, "ab") as log:
             process = subprocess.Popen([sys.executable, "-m", "lossbench.launch.slot_job", str(payload)],
-                                       env=slot_environment(slot), stdout=log, stderr=subprocess.STDOUT)
+                                       env=slot_environment(slot), stdout=log, stderr=subprocess.STDOUT,
+                                       # a terminal's Ctrl-C reaches this process, which passes on one SIGINT:
+                                       # a second would stop the job mid-epoch
+                                       start_new_session=True)
             with self._lock:
                 self._running[number] = process
             code = process.wait()
@@ -168,8 +171,7 @@ class SlotScheduler:
 
     def _stop_running(self) -> None:
         """Ctrl-C: no job starts any more, and the running ones stop cleanly
-        (a terminal sends them the same SIGINT; a signal sent to this process
-        alone is passed on)."""
+        after their step in progress, keeping their completed epochs."""
         self._stopping.set()
         with self._lock:
             running = list(self._running.values())
