@@ -229,27 +229,11 @@ def check_launcher(overrides: list[str]) -> None:
     try:
         launcher = OmegaConf.select(compose_train(hydra_only, return_hydra_config=True), "hydra.launcher")
     except HydraException as e:
-        raise UserError(_launcher_refusal(e, hydra_only)) from None
+        raise UserError(_hydra_refusal(e, hydra_only)) from None
     device = parse(overrides).get("trainer.device")
     devices = [] if device is None else [str(v) for v in (
         device.sweep_iterator() if device.is_sweep_override() else [device.value()])]
     check_launcher_settings(OmegaConf.to_container(launcher, resolve=False), devices)
-
-
-def _launcher_refusal(error: HydraException, overrides: list[str]) -> str:
-    """A launcher setting Hydra refused, as one line: a key that is not one
-    gets the launcher's keys beside it, a value of the wrong type the type."""
-    message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-    if error.__cause__ is not None:  # a structured launcher config's type check says why
-        message = f"{message}: {str(error.__cause__).splitlines()[0]}"
-    unknown = re.search(r"Could not override '([^']+)'", message)
-    if unknown is None:
-        return message
-    others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != unknown.group(1)]
-    try:
-        return not_a_setting(unknown.group(1), compose_train(others, return_hydra_config=True)) or message
-    except HydraException:
-        return message
 
 
 def _wait_for_other_launches(sweep_dir: Path, progress: bool) -> None:
@@ -280,13 +264,16 @@ def _hydra_refusal(error: HydraException, overrides: list[str]) -> str:
     gets the valid keys beside it (not Hydra's advice to add it with +, which
     would make a setting that nothing reads)."""
     message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    cause = str(error.__cause__).splitlines()[0] if error.__cause__ is not None and str(error.__cause__) else ""
+    if cause and cause not in message:  # a structured config's type check (a launcher's) says why
+        message = f"{message}: {cause}"
     unknown = re.search(r"Could not override '([^']+)'", message)
     if unknown is None:
         return message
     key = unknown.group(1)
     others = [o for o in split_flags(overrides)[1] if o.split("=", 1)[0].lstrip("+~") != key]
     try:
-        return not_a_setting(key, compose_train(others)) or message
+        return not_a_setting(key, compose_train(others, return_hydra_config=key.startswith("hydra."))) or message
     except HydraException:
         return message
 
