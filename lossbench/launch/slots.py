@@ -110,15 +110,13 @@ class SlotScheduler:
         self._running: dict[int, subprocess.Popen] = {}
         self._stopping = threading.Event()
 
-    def run(self, jobs: list[tuple[int, Path, str]]) -> dict[int, int | None]:
-        """``jobs``: (number, pickled job, what it overrides). Returns each job's exit code
-        (None for one that never started, the sweep having been interrupted)."""
+    def run(self, jobs: list[tuple[int, Path, str]]) -> None:
+        """``jobs``: (number, pickled job, what it overrides); each job's exit code goes to slots.csv."""
         from tqdm.auto import tqdm
 
         waiting = queue.Queue()
         for job in jobs:
             waiting.put(job)
-        codes = {number: None for number, _, _ in jobs}
         if not self.record.exists():
             self.record.write_text(",".join(SLOTS_COLUMNS) + "\n")
         bar = tqdm(total=len(jobs), desc=f"jobs on {len(self.slots)} slot(s)", unit="job", disable=not self.progress)
@@ -129,7 +127,7 @@ class SlotScheduler:
                     number, payload, overrides = waiting.get_nowait()
                 except queue.Empty:
                     return
-                codes[number] = self._run_one(slot, number, payload, overrides, bar)
+                self._run_one(slot, number, payload, overrides, bar)
 
         threads = [threading.Thread(target=work, args=(slot,), daemon=True) for slot in self.slots[: len(jobs)]]
         for thread in threads:
@@ -143,9 +141,8 @@ class SlotScheduler:
             raise
         finally:
             bar.close()
-        return codes
 
-    def _run_one(self, slot: Slot, number: int, payload: Path, overrides: str, bar) -> int:
+    def _run_one(self, slot: Slot, number: int, payload: Path, overrides: str, bar) -> None:
         log_path = payload.with_suffix(".log")
         started = _now()
         with self._lock:
@@ -167,7 +164,6 @@ class SlotScheduler:
             if code != 0:
                 bar.write(f"job {number} ({overrides}) ended with exit code {code}: see {log_path}")
             bar.update(1)
-        return code
 
     def _stop_running(self) -> None:
         """Ctrl-C: no job starts any more, and the running ones stop cleanly
