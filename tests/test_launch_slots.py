@@ -60,10 +60,24 @@ def test_a_gpu_the_machine_lacks_is_refused():
     ("hydra.launcher.jobs_per_gpu=0", "hydra.launcher.jobs_per_gpu=0 is invalid"),
     ("hydra.launcher.gpu=[0]", "hydra.launcher.gpu is not a setting: the keys of hydra.launcher are"),
     ("trainer.device=cpu,cuda:2", "trainer.device=cuda:2: under hydra/launcher=local_gpus each job sees only"),
+    ("+hydra.launcher.cpu_job=2", "hydra.launcher.cpu_job is not a setting of hydra/launcher=local_gpus: "
+                                  "its settings are gpus, jobs_per_gpu, cpu_jobs"),
+    ("hydra.launcher.gpus=[1,5]", "hydra.launcher.gpus=[1, 5]: GPU 5 is not on this machine; its GPUs are 0, 1"),
 ])
 def test_bad_launcher_settings_are_refused_before_any_job(tmp_path, setting, fragment):
-    result = lossbench("train", "-m", "hydra/launcher=local_gpus", setting, "seed=0,1", *QUICK, cwd=tmp_path)
+    # a machine that shows two GPUs
+    result = lossbench("train", "-m", "hydra/launcher=local_gpus", setting, "seed=0,1", *QUICK, cwd=tmp_path,
+                       env={"CUDA_VISIBLE_DEVICES": "0,1"})
     assert_one_line_error(result, fragment)
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_the_slurm_launcher_without_slurm_is_refused_before_any_job(tmp_path):
+    result = lossbench("train", "-m", "hydra/launcher=slurm", "seed=0,1", *QUICK, cwd=tmp_path,
+                       env={"PATH": os.path.dirname(LOSSBENCH)})  # no sbatch on it
+    assert_one_line_error(result, "hydra/launcher=slurm submits the jobs with SLURM's sbatch, which is not on",
+                          "hydra/launcher=slurm_local")
     assert not (tmp_path / "results").exists()
 
 
@@ -152,6 +166,29 @@ def test_with_no_gpu_the_jobs_share_the_cores(tmp_path):
         summary = _summary(jobs[row["job"]])
         assert row["cuda_visible_devices"] == "" and summary["cuda_visible_devices"] == ""
         assert summary["device"] == "cpu" and summary["threads"] == int(row["threads"]) == share
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launching_command_stops_the_sweep_as_ctrl_c_does(tmp_path):
+    command = [LOSSBENCH, "train", "-m", "hydra/launcher=local_gpus", "hydra.launcher.cpu_jobs=1",
+               "hydra.sweep.dir=sweep", "dataset=digits", "trainer=quick", "trainer.epochs=12",
+               "trainer.progress=false", "seed=0,1"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    first = tmp_path / "sweep" / "0_seed=0"
+    deadline = time.time() + 180
+    while not ((first / "metrics.csv").is_file() and read_rows(first)):
+        assert time.time() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # a batch system's stop, or timeout(1)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-3000:]
+    assert "continue the sweep with: lossbench train -m hydra/launcher=local_gpus" in err
+    summary = _summary(first)
+    assert summary["status"] == "interrupted" and len(read_rows(first)) == summary["epochs_completed"] >= 1
+    assert not (tmp_path / "sweep" / "1_seed=1").exists()
+    (record,) = _slot_records(tmp_path / "sweep")
+    assert record["job"] == "0" and record["exit_code"] == "130"
 
 
 @pytest.mark.slow

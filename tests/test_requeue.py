@@ -36,8 +36,8 @@ def _comparable(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in rows]
 
 
-def _stop_mid_run(tmp_path, signum, *args) -> tuple[subprocess.CompletedProcess, Path, int]:
-    """A one-job sweep under hydra/launcher=slurm_local, sent ``signum`` once two
+def _stop_mid_run(tmp_path, signals, *args) -> tuple[subprocess.CompletedProcess, Path, int]:
+    """A one-job sweep under hydra/launcher=slurm_local, sent ``signals`` once two
     epochs are done: (the sweep's result, its job folder, epochs done at the signal)."""
     command = [LOSSBENCH, "train", "-m", "hydra/launcher=slurm_local", "hydra.sweep.dir=sweep", *args]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -48,7 +48,8 @@ def _stop_mid_run(tmp_path, signum, *args) -> tuple[subprocess.CompletedProcess,
         assert time.time() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.05)
     writer = json.loads((job / ".lossbench.lock").read_text())["pid"]
-    os.kill(writer, signum)
+    for signum in signals:
+        os.kill(writer, signum)
     done_at_signal = len(read_rows(job))
     out, err = process.communicate(timeout=240)
     return subprocess.CompletedProcess(command, process.returncode, out, err), job, done_at_signal
@@ -61,14 +62,14 @@ def _submitit_log(tmp_path) -> str:
 @pytest.mark.slow
 def test_a_preempted_job_is_requeued_and_its_metrics_equal_an_uninterrupted_run(tmp_path):
     run = ["dataset=digits", "trainer=quick", "trainer.epochs=8", "trainer.progress=false", "seed=3"]
-    # SIGTERM: what SLURM sends a job it preempts
-    result, job, done_at_signal = _stop_mid_run(tmp_path, signal.SIGTERM, *run)
+    # a preemption as submitit has SLURM signal it: SIGTERM, then SIGUSR2
+    result, job, done_at_signal = _stop_mid_run(tmp_path, (signal.SIGTERM, signal.SIGUSR2), *run)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = _summary(job)
     assert summary["status"] == "finished" and summary["requeues"] == 1
     # resumed from the last epoch completed before the stop: nothing trained twice
     assert done_at_signal <= summary["resumed_from_epoch"] < 8
-    assert "stopped by SIGTERM after epoch" in _submitit_log(tmp_path)
+    assert "stopped by SIGUSR2 after epoch" in _submitit_log(tmp_path)
     assert "requeued (1 of at most 3); it resumes from that epoch" in _submitit_log(tmp_path)
     reference = lossbench("train", *run, "hydra.run.dir=reference", cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
     assert reference.returncode == 0, reference.stderr[-3000:]
@@ -83,15 +84,22 @@ def test_a_preempted_job_is_requeued_and_its_metrics_equal_an_uninterrupted_run(
 
 
 @pytest.mark.slow
-def test_past_max_requeues_a_stopped_job_stays_interrupted_and_says_how_to_resume(tmp_path):
-    # SIGUSR2: what the slurm launcher has SLURM send before the time limit
-    result, job, _ = _stop_mid_run(tmp_path, signal.SIGUSR2, "hydra.launcher.max_requeues=0", "dataset=digits",
-                                   "trainer=quick", "trainer.epochs=8", "trainer.progress=false")
+@pytest.mark.parametrize("signals, setting, why", [
+    # SIGUSR2 (the time limit's signal) once the job has used its requeues
+    ((signal.SIGUSR2,), "hydra.launcher.max_requeues=0", "not requeued: requeued 0 of hydra.launcher.max_requeues=0 times"),
+    # SIGTERM alone: scancel, or a cluster's own preemption; a cancelled job must stay cancelled
+    ((signal.SIGTERM,), "hydra.launcher.max_requeues=3", None),
+])
+def test_a_job_not_to_requeue_stays_interrupted_and_says_how_to_resume(tmp_path, signals, setting, why):
+    result, job, _ = _stop_mid_run(tmp_path, signals, setting, "dataset=digits", "trainer=quick", "trainer.epochs=8",
+                                   "trainer.progress=false")
     assert result.returncode == 1
     summary = _summary(job)
-    assert summary["status"] == "interrupted" and summary["stopped_by"] == "SIGUSR2"
+    assert summary["status"] == "interrupted" and summary["stopped_by"] == signal.Signals(signals[-1]).name
     assert summary.get("requeues", 0) == 0
     log = _submitit_log(tmp_path)
-    assert "not requeued: requeued 0 of hydra.launcher.max_requeues=0 times" in log
+    assert "requeued (" not in log
+    if why:
+        assert why in log
     assert "resume with: lossbench train" in log
     assert f"{job.name}: interrupted: interrupted after epoch {summary['epochs_completed']}" in result.stderr

@@ -1,16 +1,22 @@
 """Requeueing a sweep's job that a cluster stopped: ``hydra/launcher=slurm``.
 
-SLURM signals a job before its time limit (SIGUSR2, ``signal_delay_s``
-ahead) and when it preempts it (SIGTERM). Either ends the run cleanly after
-the step in progress, as any stop does: its completed epochs are in last.pt.
-Then, in a job of a launcher that requeues, the job asks the scheduler to run
-it again (``scontrol requeue``, through submitit) and exits. Run again, the
-job finds its folder interrupted and resumes from the last completed epoch,
-so nothing is trained twice. ``summary.json`` counts the job's requeues;
-past ``hydra.launcher.max_requeues`` the job stays interrupted and says how
-to resume it.
+The launcher has SLURM send SIGUSR2 ``signal_delay_s`` before a job's time
+limit, the signal submitit also takes for preemption. It ends the run
+cleanly after the step in progress, as any stop does: the completed epochs
+are in last.pt. Then the job asks the scheduler to run it again (``scontrol
+requeue``, through submitit) and exits. Run again, the job finds its folder
+interrupted and resumes from the last completed epoch, so nothing is trained
+twice. ``summary.json`` counts these requeues; past
+``hydra.launcher.max_requeues`` the job stays interrupted and says how to
+resume it.
+
+SIGTERM alone (``scancel``, or a cluster's preemption) and Ctrl-C stop the run
+the same way but do not requeue it: a cancelled job must stay cancelled. A
+cluster that requeues preempted jobs itself (the jobs are submitted with
+``--requeue``) starts the job again, and it resumes all the same.
 """
 
+import signal
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,21 +53,25 @@ def requeue_on_stop(limit: int, request: Callable[[int], None]):
         _active = previous
 
 
-def requeue_stopped_run(run_dir: Path, summary: dict, exit_code: int) -> str | None:
-    """After ``summary``'s run stopped on a signal: what to say, having requeued
-    its job where its launcher allows and its requeues are under the limit (the
-    request ends this process). None where the launcher does not requeue."""
-    if _active is None:
+REQUEUE_SIGNAL = signal.SIGUSR2
+
+
+def requeue_stopped_run(run_dir: Path, summary: dict, stop) -> str | None:
+    """After ``summary``'s run stopped on ``stop`` (a StopRequest): what to say,
+    having requeued its job where the signals and its launcher call for it and
+    its requeues are under the limit (the request ends this process). None
+    where the job is not one to requeue."""
+    if _active is None or REQUEUE_SIGNAL not in stop.received:
         return None
     done = int(summary.get("requeues") or 0)
     if done >= _active.limit:
         return f"not requeued: requeued {done} of hydra.launcher.max_requeues={_active.limit} times"
     summary["requeues"] = done + 1
     RunDir(run_dir).write_summary(summary)
-    print(f"lossbench train: {run_dir.name} stopped by {summary.get('stopped_by', 'a signal')} after epoch "
+    print(f"lossbench train: {run_dir.name} stopped by {REQUEUE_SIGNAL.name} after epoch "
           f"{summary.get('epochs_completed')}: requeued ({done + 1} of at most {_active.limit}); "
           f"it resumes from that epoch", file=sys.stderr, flush=True)
-    _active.request(exit_code)
+    _active.request(stop.exit_code)
     return None
 
 

@@ -29,7 +29,8 @@ def main(path: Path) -> int:
         return 1
     with open(path.with_suffix(".result"), "wb") as f:
         pickle.dump(ret.return_value, f)
-    return 0
+    # the job's test accuracy; None: it did not finish, and its folder says why
+    return 0 if ret.return_value is not None else 1
 
 
 if __name__ == "__main__":

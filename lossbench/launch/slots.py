@@ -130,9 +130,11 @@ class SlotScheduler:
                 self._run_one(slot, number, payload, overrides, bar)
 
         threads = [threading.Thread(target=work, args=(slot,), daemon=True) for slot in self.slots[: len(jobs)]]
-        for thread in threads:
-            thread.start()
+        # SIGTERM (a batch system's or timeout's stop) ends the sweep as Ctrl-C does
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
+            for thread in threads:
+                thread.start()
             while any(thread.is_alive() for thread in threads):
                 for thread in threads:
                     thread.join(timeout=0.2)
@@ -140,6 +142,7 @@ class SlotScheduler:
             self._stop_running()
             raise
         finally:
+            signal.signal(signal.SIGTERM, previous)
             bar.close()
 
     def _run_one(self, slot: Slot, number: int, payload: Path, overrides: str, bar) -> None:
@@ -180,6 +183,10 @@ class SlotScheduler:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def write_job(path: Path, job: dict) -> Path:

@@ -30,7 +30,15 @@ from lossbench.training.overrides import (
     parse,
     split_flags,
 )
-from lossbench.training.sweep import SweepFinished, continue_command, is_multirun, plan_sweep, prepare_job, take_rerun
+from lossbench.training.sweep import (
+    SweepFinished,
+    continue_command,
+    is_multirun,
+    job_dirs,
+    plan_sweep,
+    prepare_job,
+    take_rerun,
+)
 from lossbench.training.sweep_summary import sweep_end
 from lossbench.training.folder_lock import LOCK_NAME, FolderBusy, FolderLock, claim, live_owner, new_folder
 from lossbench.training.run_dir import RunDir
@@ -129,7 +137,7 @@ def _train_held_job(cfg: DictConfig, run_dir: Path, sweeping: bool):
     if summary["status"] == "interrupted":
         from lossbench.launch.requeue import requeue_stopped_run
 
-        not_requeued = requeue_stopped_run(run_dir, summary, stop.exit_code)
+        not_requeued = requeue_stopped_run(run_dir, summary, stop)
         _error(f"stopped by {summary.get('stopped_by', 'a signal')} after epoch {summary['epochs_completed']}; "
                + (f"{not_requeued}; " if not_requeued else "") + _how_to_continue(run_dir))
         if sweeping:
@@ -342,8 +350,9 @@ def train_main(overrides: list[str]) -> None:
             # the command's own hold (the job's is released already): an
             # in-process caller goes on without the folder held
             run_folder.release()
-        if sweep_dir is not None and sweep_dir.is_dir() and not any(sweep_dir.iterdir()):
-            sweep_dir.rmdir()  # Hydra stopped before any job: leave no empty sweep behind
+        if sweep_dir is not None and sweep_dir.is_dir() and not job_dirs(sweep_dir):
+            # Hydra or its launcher stopped before any job: leave no sweep behind for a later launch to continue
+            shutil.rmtree(sweep_dir, ignore_errors=True)
     if sweep_dir is not None and sweep_dir.is_dir():
         # read as Hydra reads it, not by matching text
         given = parse(overrides).get("trainer.progress")

@@ -12,7 +12,8 @@ EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGUSR2: 140}
 
 class StopRequest:
     def __init__(self):
-        self.signal: int | None = None
+        self.signal: int | None = None  # the last signal received
+        self.received: set[int] = set()
 
     def __bool__(self) -> bool:
         return self.signal is not None
@@ -34,6 +35,7 @@ def stop_on_signals():
         if request and signum == signal.SIGINT:
             raise KeyboardInterrupt
         request.signal = signum
+        request.received.add(signum)
 
     try:
         previous = {s: signal.signal(s, handle) for s in EXIT_CODES}
