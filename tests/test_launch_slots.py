@@ -73,6 +73,15 @@ def test_bad_launcher_settings_are_refused_before_any_job(tmp_path, setting, fra
 
 
 @pytest.mark.slow
+def test_the_launcher_config_is_shown_for_one_job_and_a_sweep_flag_with_it_refused(tmp_path):
+    shown = lossbench("train", "hydra/launcher=slurm", "--cfg", "hydra", "--package", "hydra.launcher", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "max_requeues: 3" in shown.stdout and "signal_delay_s: 120" in shown.stdout
+    refused = lossbench("train", "-m", "hydra/launcher=slurm", "--cfg", "hydra", cwd=tmp_path)
+    assert_one_line_error(refused, "--cfg shows one job's config and runs nothing: drop -m")
+
+
+@pytest.mark.slow
 def test_the_slurm_launcher_without_slurm_is_refused_before_any_job(tmp_path):
     result = lossbench("train", "-m", "hydra/launcher=slurm", "seed=0,1", *QUICK, cwd=tmp_path,
                        env={"PATH": os.path.dirname(LOSSBENCH)})  # no sbatch on it

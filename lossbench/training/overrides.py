@@ -209,6 +209,10 @@ def _plain_optional_groups(args: list[str]) -> list[str]:
 def check_command_line(args: list[str]) -> list[str]:
     """The command line, checked; returns it with a swept loss's knobs made addable."""
     args = _plain_optional_groups(args)
+    shown = [arg for arg in args if arg in ("--cfg", "-c", "--info", "-i")]
+    if shown and any(arg in ("-m", "--multirun") for arg in args):
+        raise UserError(f"{shown[0]} shows one job's config and runs nothing: drop -m "
+                        f"(e.g. lossbench train hydra/launcher=slurm --cfg hydra --package hydra.launcher)")
     parsed = parse(args)
     check_group_choices(parsed)
     check_additions(parsed)
