@@ -140,6 +140,8 @@ class SlotScheduler:
                     thread.join(timeout=0.2)
         except KeyboardInterrupt:
             self._stop_running()
+            for thread in threads:  # their jobs have ended: let them write slots.csv's rows
+                thread.join(timeout=10)
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
@@ -148,15 +150,16 @@ class SlotScheduler:
     def _run_one(self, slot: Slot, number: int, payload: Path, overrides: str, bar) -> None:
         log_path = payload.with_suffix(".log")
         started = _now()
-        with self._lock:
-            bar.write(f"job {number} ({overrides}) starts on slot {slot.number}: {slot.describe()}")
         with open(log_path, "ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", "lossbench.launch.slot_job", str(payload)],
-                                       env=slot_environment(slot), stdout=log, stderr=subprocess.STDOUT,
-                                       # a terminal's Ctrl-C reaches this process, which passes on one SIGINT:
-                                       # a second would stop the job mid-epoch
-                                       start_new_session=True)
             with self._lock:
+                if self._stopping.is_set():  # stopped while this job was being taken
+                    return
+                bar.write(f"job {number} ({overrides}) starts on slot {slot.number}: {slot.describe()}")
+                process = subprocess.Popen([sys.executable, "-m", "lossbench.launch.slot_job", str(payload)],
+                                           env=slot_environment(slot), stdout=log, stderr=subprocess.STDOUT,
+                                           # a terminal's Ctrl-C reaches this process, which passes on one
+                                           # SIGINT: a second would stop the job mid-epoch
+                                           start_new_session=True)
                 self._running[number] = process
             code = process.wait()
         with self._lock:
@@ -171,8 +174,8 @@ class SlotScheduler:
     def _stop_running(self) -> None:
         """Ctrl-C: no job starts any more, and the running ones stop cleanly
         after their step in progress, keeping their completed epochs."""
-        self._stopping.set()
         with self._lock:
+            self._stopping.set()
             running = list(self._running.values())
         for process in running:
             if process.poll() is None:
