@@ -102,4 +102,5 @@ def test_a_job_not_to_requeue_stays_interrupted_and_says_how_to_resume(tmp_path,
     if why:
         assert why in log
     assert "resume with: lossbench train" in log
-    assert f"{job.name}: interrupted: interrupted after epoch {summary['epochs_completed']}" in result.stderr
+    assert f"{job.name}: interrupted: interrupted after epoch {summary['epochs_completed']}" + (
+        f"; {why}" if why else "") in result.stderr

@@ -65,7 +65,9 @@ def requeue_stopped_run(run_dir: Path, summary: dict, stop) -> str | None:
         return None
     done = int(summary.get("requeues") or 0)
     if done >= _active.limit:
-        return f"not requeued: requeued {done} of hydra.launcher.max_requeues={_active.limit} times"
+        summary["not_requeued"] = f"not requeued: requeued {done} of hydra.launcher.max_requeues={_active.limit} times"
+        RunDir(run_dir).write_summary(summary)  # the sweep's end says why the job stays interrupted
+        return summary["not_requeued"]
     summary["requeues"] = done + 1
     RunDir(run_dir).write_summary(summary)
     print(f"lossbench train: {run_dir.name} stopped by {REQUEUE_SIGNAL.name} after epoch "

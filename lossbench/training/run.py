@@ -308,7 +308,8 @@ def restore(run: Setup, run_dir: RunDir, state: dict) -> Progress:
     run.trainer.scaler.load_state_dict(state["scaler"])
     restore_rng(state["rng"], run.generator)
     summary = run_dir.summary() or {}
-    summary.pop("stopped_by", None)  # said of the stop this run resumes from; a new stop says its own
+    for said_of_the_stop in ("stopped_by", "not_requeued"):  # the stop this run resumes from; a new stop says its own
+        summary.pop(said_of_the_stop, None)
     # where it trains now: a resumed run may continue on another machine
     summary.update(status="running", resumed_from_epoch=start_epoch - 1, epochs_planned=int(run.cfg.trainer.epochs),
                    **_where_it_runs(run))

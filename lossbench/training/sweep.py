@@ -232,7 +232,8 @@ def unfinished_jobs(sweep_dir: Path) -> list[tuple[str, str]]:
             writer = live_owner(job)
             why = summary.get("error") or {
                 "diverged": "the loss became non-finite",
-                "interrupted": f"interrupted after epoch {summary.get('epochs_completed')}",
+                "interrupted": f"interrupted after epoch {summary.get('epochs_completed')}"
+                               + (f"; {summary['not_requeued']}" if summary.get("not_requeued") else ""),
                 "running": f"being trained by {writer.describe()}" if writer else
                            "killed without a chance to say so (kill -9, a crash, a lost node)",
             }.get(status, status)
