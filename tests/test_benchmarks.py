@@ -108,6 +108,15 @@ def test_recipe_table_on_cpu(tmp_path):
     assert "| lossbench, former CPU defaults |" in result.stdout and "| 1.00x |" in result.stdout
 
 
+def assert_ratio_of_rounded(shown: float, numerator: float, denominator: float, figures_to: float, ratio_to: float):
+    """A ratio a table printed (rounded to ``ratio_to``) of two figures it printed
+    (each rounded to ``figures_to``): within what those roundings allow, and no more."""
+    half = figures_to / 2
+    low = max(numerator - half, 0.0) / (denominator + half)
+    high = (numerator + half) / max(denominator - half, 1e-12)
+    assert low - ratio_to / 2 - 1e-9 <= shown <= high + ratio_to / 2 + 1e-9, (shown, numerator, denominator)
+
+
 def test_startup_table(tmp_path):
     """Every command answers with the exit code it must (the script checks it), timed against the baselines."""
     result = run_script("bench_startup", "--repeats", "1", cwd=tmp_path)
@@ -120,9 +129,7 @@ def test_startup_table(tmp_path):
     composing = float(rows["Hydra composing lossbench's config"][2])
     assert rows["Hydra composing lossbench's config"][3] == "1.00x"
     for what, command, seconds, ratio in rows.values():
-        # the table's seconds are rounded to 0.01 s: the ratio is checked to what that rounding allows
-        rounding = 0.005 / composing + 0.005 / max(float(seconds), 0.005)
-        assert float(ratio.rstrip("x")) == pytest.approx(float(seconds) / composing, rel=rounding, abs=0.005)
+        assert_ratio_of_rounded(float(ratio.rstrip("x")), float(seconds), composing, figures_to=0.01, ratio_to=0.01)
     assert rows["an unknown loss"][1] == "`lossbench train loss=focl`"
 
 
@@ -141,9 +148,7 @@ def test_concurrent_runs_table_on_cpu(tmp_path):
     single = float(rows[0][2])
     for runs, threads, aggregate, mean, speedup, wall in rows:
         assert float(mean) == pytest.approx(float(aggregate) / int(runs), abs=1)
-        # the table's figures are rounded to whole images/s: a ratio of two of them is off by up to half a unit in each
-        rounding = 0.5 / float(aggregate) + 0.5 / single
-        assert float(speedup.rstrip("x")) == pytest.approx(float(aggregate) / single, rel=rounding + 0.005, abs=0.01)
+        assert_ratio_of_rounded(float(speedup.rstrip("x")), float(aggregate), single, figures_to=1, ratio_to=0.01)
         assert float(wall) > 0
 
 
@@ -195,13 +200,11 @@ def test_own_data_tables_on_cpu(tmp_path):
     decode = [r for r in table_rows(out) if r[0].isdigit()]
     assert [r[0] for r in decode][0] == "1" and decode[0][2] == "1.00 (baseline)"
     one, many = (float(r[1].replace(",", "")) for r in decode)
-    assert float(decode[1][2]) == pytest.approx(many / one, rel=0.01, abs=0.01)
+    assert_ratio_of_rounded(float(decode[1][2]), many, one, figures_to=1, ratio_to=0.01)
     starts = {r[0]: r for r in table_rows(out) if r[0].startswith(("empty", "written"))}
     assert starts["empty (decodes)"][2] == "1.00 (baseline)"
     cached, empty = float(starts["written by the first run"][1]), float(starts["empty (decodes)"][1])
-    # the seconds are shown to 0.1 s: their ratio is checked to what that rounding allows, plus the ratio's own
-    rounding = 0.05 / cached + 0.05 / empty
-    assert float(starts["written by the first run"][2]) == pytest.approx(cached / empty, rel=rounding, abs=0.005)
+    assert_ratio_of_rounded(float(starts["written by the first run"][2]), cached, empty, figures_to=0.1, ratio_to=0.01)
     epochs = [r for r in table_rows(out) if r[0] in ("on the device", "streamed")]
     workers = str(loader_workers("auto"))
     assert [r[:2] for r in epochs] == [["on the device", "-"], ["streamed", "0"], ["streamed", workers]]
