@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from lossbench.errors import UserError
-from lossbench.launch.requeue import check_max_requeues
+from lossbench.launch.requeue import check_max_requeues, requeue_on_stop, requeue_stopped_run
 from lossbench.training.columns import TIME_COLUMNS
+from lossbench.training.stop_signals import StopRequest
 from helpers.cli import LOSSBENCH, lossbench
 from helpers.training import read_rows
 
@@ -30,6 +31,41 @@ def test_max_requeues_must_be_a_whole_number():
 
 def _summary(job: Path) -> dict:
     return json.loads((job / "summary.json").read_text())
+
+
+def _stopped_by(*signums) -> StopRequest:
+    stop = StopRequest()
+    for signum in signums:
+        stop.signal = signum
+        stop.received.add(signum)
+    return stop
+
+
+def test_the_requeue_hook_requeues_on_sigusr2_only_and_within_the_limit(tmp_path):
+    asked = []
+    summary = {"status": "interrupted", "epochs_completed": 2}
+    # no launcher that requeues: nothing happens
+    assert requeue_stopped_run(tmp_path, dict(summary), _stopped_by(signal.SIGUSR2)) is None and not asked
+    with requeue_on_stop(1, asked.append):
+        for not_ours in (signal.SIGINT, signal.SIGTERM):
+            assert requeue_stopped_run(tmp_path, dict(summary), _stopped_by(not_ours)) is None
+        assert not asked
+        assert requeue_stopped_run(tmp_path, summary, _stopped_by(signal.SIGTERM, signal.SIGUSR2)) is None
+        assert asked == [140] and summary["requeues"] == _summary(tmp_path)["requeues"] == 1
+        refused = requeue_stopped_run(tmp_path, summary, _stopped_by(signal.SIGUSR2))
+    assert refused == "not requeued: requeued 1 of hydra.launcher.max_requeues=1 times" and asked == [140]
+    assert _summary(tmp_path)["not_requeued"] == refused
+
+
+def test_a_requeue_the_scheduler_refuses_is_not_counted_and_says_why(tmp_path):
+    def refuse(exit_code):
+        raise subprocess.CalledProcessError(1, ["scontrol", "requeue", "42"])
+
+    summary = {"status": "interrupted", "epochs_completed": 2, "requeues": 1}
+    with requeue_on_stop(3, refuse):
+        said = requeue_stopped_run(tmp_path, summary, _stopped_by(signal.SIGUSR2))
+    assert said.startswith("not requeued: Command '['scontrol', 'requeue', '42']' returned non-zero exit status 1")
+    assert _summary(tmp_path)["requeues"] == 1 and _summary(tmp_path)["not_requeued"] == said
 
 
 def _comparable(rows: list[dict]) -> list[dict]:
@@ -70,7 +106,7 @@ def test_a_preempted_job_is_requeued_and_its_metrics_equal_an_uninterrupted_run(
     # resumed from the last epoch completed before the stop: nothing trained twice
     assert done_at_signal <= summary["resumed_from_epoch"] < 8
     assert "stopped by SIGUSR2 after epoch" in _submitit_log(tmp_path)
-    assert "requeued (1 of at most 3); it resumes from that epoch" in _submitit_log(tmp_path)
+    assert "requeueing it (1 of at most 3); it resumes from that epoch" in _submitit_log(tmp_path)
     reference = lossbench("train", *run, "hydra.run.dir=reference", cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
     assert reference.returncode == 0, reference.stderr[-3000:]
     requeued_rows, reference_rows = read_rows(job), read_rows(tmp_path / "reference")
@@ -98,7 +134,7 @@ def test_a_job_not_to_requeue_stays_interrupted_and_says_how_to_resume(tmp_path,
     assert summary["status"] == "interrupted" and summary["stopped_by"] == signal.Signals(signals[-1]).name
     assert summary.get("requeues", 0) == 0
     log = _submitit_log(tmp_path)
-    assert "requeued (" not in log
+    assert "requeueing it" not in log
     if why:
         assert why in log
     assert "resume with: lossbench train" in log

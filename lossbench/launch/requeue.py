@@ -17,13 +17,14 @@ cluster that requeues preempted jobs itself (the jobs are submitted with
 """
 
 import signal
+import subprocess
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lossbench.errors import UserError
+from lossbench.errors import UserError, one_line
 from lossbench.training.run_dir import RunDir
 
 
@@ -71,9 +72,15 @@ def requeue_stopped_run(run_dir: Path, summary: dict, stop) -> str | None:
     summary["requeues"] = done + 1
     RunDir(run_dir).write_summary(summary)
     print(f"lossbench train: {run_dir.name} stopped by {REQUEUE_SIGNAL.name} after epoch "
-          f"{summary.get('epochs_completed')}: requeued ({done + 1} of at most {_active.limit}); "
+          f"{summary.get('epochs_completed')}: requeueing it ({done + 1} of at most {_active.limit}); "
           f"it resumes from that epoch", file=sys.stderr, flush=True)
-    _active.request(stop.exit_code)
+    try:
+        _active.request(stop.exit_code)  # ends this process once the job is requeued
+    except (OSError, subprocess.SubprocessError) as e:  # the scheduler refused (scontrol's error)
+        summary["requeues"] = done
+        summary["not_requeued"] = f"not requeued: {one_line(e)}"
+        RunDir(run_dir).write_summary(summary)
+        return summary["not_requeued"]
     return None
 
 
