@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lossbench.launch.slots import cores_of_this_process
+
 from bench_throughput import (
     BATCH_SIZES, checked_batch, checked_device, checked_sizes, device_label, steady, train_overrides, write_data,
 )
@@ -34,8 +36,7 @@ def lossbench_command() -> str:
 
 
 def available_cores() -> int:
-    # the cores this process may run on, which a container or taskset can limit
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return len(cores_of_this_process())
 
 
 def threads_per_run(count: int, device) -> int | None:

@@ -5,7 +5,7 @@ import shutil
 
 from lossbench.errors import UserError
 from lossbench.launch.requeue import check_max_requeues
-from lossbench.launch.slots import check_slot_settings, plan_slots, visible_gpus
+from lossbench.launch.slots import plan_slots, visible_gpus
 
 
 def check_launcher_settings(launcher: dict, devices: list[str]) -> None:
@@ -29,10 +29,9 @@ def _check_local_gpus(launcher: dict, devices: list[str]) -> None:
             raise UserError(f"hydra.launcher.{key} is not a setting of hydra/launcher=local_gpus: "
                             f"its settings are {', '.join(settings)}")
     gpus = launcher.get("gpus")
-    check_slot_settings(gpus, launcher.get("jobs_per_gpu"), launcher.get("cpu_jobs"))
-    if gpus != "all" and gpus:
-        # the GPUs named must be on this machine (where it shows any)
-        plan_slots(gpus, launcher["jobs_per_gpu"], launcher["cpu_jobs"], [0], visible_gpus())
+    # GPUs named must be on this machine (where it shows any); "all" needs no look
+    present = visible_gpus() if isinstance(gpus, (list, tuple)) and gpus else []
+    plan_slots(gpus, launcher.get("jobs_per_gpu"), launcher.get("cpu_jobs"), [0], present)
     for device in devices:
         if device.startswith("cuda:") and device != "cuda:0":
             raise UserError(f"trainer.device={device}: under hydra/launcher=local_gpus each job sees only its "

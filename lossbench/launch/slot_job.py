@@ -27,8 +27,6 @@ def main(path: Path) -> int:
     if ret.status != JobStatus.COMPLETED:
         print(f"lossbench train: job {job['config'].hydra.job.num} failed: {ret._return_value!r}", file=sys.stderr)
         return 1
-    with open(path.with_suffix(".result"), "wb") as f:
-        pickle.dump(ret.return_value, f)
     # the job's test accuracy; None: it did not finish, and its folder says why
     return 0 if ret.return_value is not None else 1
 

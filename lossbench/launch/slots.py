@@ -25,7 +25,7 @@ from lossbench.errors import UserError
 
 SLOTS_FILE = "slots.csv"
 SLOTS_COLUMNS = ("job", "slot", "cuda_visible_devices", "threads", "cpus", "started", "ended", "exit_code")
-JOB_FILES = ".slots"  # the jobs' pickled configs and their output
+JOB_FILES = ".slots"  # the jobs' pickled configs and their output logs
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Slot:
         return f"GPU {self.gpu}" if self.gpu is not None else f"CPU ({self.threads} thread(s))"
 
 
-def check_slot_settings(gpus, jobs_per_gpu, cpu_jobs) -> None:
+def _check_slot_settings(gpus, jobs_per_gpu, cpu_jobs) -> None:
     """The launcher's settings, refused in one line naming the bad value."""
     if not (gpus == "all" or (isinstance(gpus, (list, tuple)) and all(_gpu_id(g) is not None for g in gpus))):
         raise UserError(f"hydra.launcher.gpus={gpus!r} is invalid: use all, or a list of GPU ids "
@@ -62,6 +62,11 @@ def _gpu_id(value) -> str | None:
     return text if text.isdigit() or text.startswith(("GPU-", "MIG-")) else None
 
 
+def cores_of_this_process() -> list[int]:
+    """The cores this process may run on, which a container or taskset can limit."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
 def visible_gpus() -> list[str]:
     """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them."""
     given = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -77,7 +82,7 @@ def plan_slots(gpus, jobs_per_gpu: int, cpu_jobs: int, cores: list[int], present
     CPU slots. Jobs fill one slot of every GPU before a second slot of any, and
     the ``cores`` are split evenly between the slots (shared where there are
     more slots than cores)."""
-    check_slot_settings(gpus, jobs_per_gpu, cpu_jobs)
+    _check_slot_settings(gpus, jobs_per_gpu, cpu_jobs)
     chosen = list(present) if gpus == "all" else [_gpu_id(g) for g in gpus]
     if present and gpus != "all":
         missing = [g for g in chosen if g not in present]
