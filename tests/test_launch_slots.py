@@ -72,6 +72,14 @@ def test_bad_launcher_settings_are_refused_before_any_job(tmp_path, setting, fra
     assert not (tmp_path / "results").exists()
 
 
+def test_an_unknown_launcher_is_refused_with_the_valid_ones():
+    from lossbench.training.overrides import check_command_line
+
+    with pytest.raises(UserError, match="hydra/launcher=local_gpu is unknown: valid launchers are basic, local_gpus, "
+                                        "joblib, submitit_slurm, submitit_local, slurm, slurm_local"):
+        check_command_line(["-m", "hydra/launcher=local_gpu", "seed=0,1"])
+
+
 @pytest.mark.slow
 def test_the_launcher_config_is_shown_for_one_job_and_a_sweep_flag_with_it_refused(tmp_path):
     shown = lossbench("train", "hydra/launcher=slurm", "--cfg", "hydra", "--package", "hydra.launcher", cwd=tmp_path)

@@ -188,9 +188,15 @@ LAUNCHER_PLUGINS = {
 }
 
 
+# hydra/launcher's choices: Hydra's basic, the plugins above, and lossbench's own
+LAUNCHERS = ("basic", "local_gpus", *LAUNCHER_PLUGINS)
+
+
 def check_launcher(parsed: dict[str, Override]) -> None:
     override = parsed.get("hydra/launcher")
     launcher = override.get_value_element_as_str() if override is not None else None
+    if launcher is not None and launcher not in LAUNCHERS:
+        raise UserError(f"hydra/launcher={launcher} is unknown: valid launchers are {', '.join(LAUNCHERS)}")
     if launcher in LAUNCHER_PLUGINS:
         module, extra = LAUNCHER_PLUGINS[launcher]
         if importlib.util.find_spec(module) is None:
